@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CanaryConfig(AppConfig):
+    name = "canary"
+    verbose_name = "Canary releases"

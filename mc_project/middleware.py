@@ -1,0 +1,28 @@
+"""Middleware that refuses work before it starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from mc_project.errors import error_body
+
+
+class RequestSizeLimitMiddleware:
+    """Answer 413 to a declared ``Content-Length`` over the limit without reading it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.MC_MAX_REQUEST_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse(error_body("bad_request", "Content-Length is not a number."), status=400)
+        if length > limit:
+            message = f"Request body of {length} bytes is larger than the limit of {limit} bytes."
+            return JsonResponse(error_body("payload_too_large", message), status=413)
+        return self.get_response(request)

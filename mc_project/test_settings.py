@@ -1,0 +1,14 @@
+"""Settings for the test suite: PostgreSQL and Redis on localhost unless MC_* says otherwise."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("MC_ENV", "test")
+os.environ.setdefault("MC_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mc")
+os.environ.setdefault("MC_BROKER_URL", "redis://127.0.0.1:6379/15")
+# Keep test files (tokens, keys) apart from the developer's demo under var/.
+os.environ.setdefault("MC_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+
+from mc_project.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests

@@ -1,0 +1,30 @@
+"""URL map: the API under /api/, the admin, OpenAPI docs and health probes."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from mc_project import health
+from mc_project.tenancy.apis import MeApi
+
+api = [
+    path("", include("workflows.urls")),
+    path("", include("receipts.urls")),
+    path("me", MeApi.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-redoc"),
+]
+
+urlpatterns = [
+    path("api/", include(api)),
+    path("api-auth/", include("rest_framework.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]
+
+handler400 = "mc_project.errors.handler400"
+handler403 = "mc_project.errors.handler403"
+handler404 = "mc_project.errors.handler404"
+handler500 = "mc_project.errors.handler500"

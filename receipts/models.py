@@ -1,0 +1,44 @@
+"""Receipts: MC's records of what was published and run."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from mc_project.tenancy.models import Tenant
+from receipts.choices import ReceiptKind
+
+
+class Receipt(models.Model):
+    """A provenance record: what (``subject_digest``), who (``actor``), when, and of what kind.
+
+    ``record`` holds the facts as a JSON document. Signing (a DSSE envelope over an
+    in-toto statement) is added on top of this row; until then ``envelope`` is empty.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="receipts")
+    kind = models.CharField(max_length=16, choices=ReceiptKind.choices)
+    subject_digest = models.CharField(max_length=71, help_text="sha256:<hex> of what the receipt is about")
+    workflow_version = models.ForeignKey(
+        "workflows.WorkflowVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="receipts"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    record = models.JSONField()
+    envelope = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "kind", "-created_at"], name="receipt_tenant_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} receipt {self.id}"
+
+    @property
+    def signed(self) -> bool:
+        return self.envelope is not None
