@@ -12,6 +12,7 @@ import secrets
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mc_project.env import BASE_DIR as _BASE_DIR
 from mc_project.env import EnvError, read_environment
 
 try:
@@ -22,6 +23,7 @@ except EnvError as exc:
 if ENV.is_production and (problems := ENV.production_problems()):
     raise ImproperlyConfigured("MC_ENV=production refuses to start: " + "; ".join(problems))
 
+BASE_DIR = _BASE_DIR
 VAR_DIR = ENV.var_dir
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
