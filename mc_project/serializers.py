@@ -16,3 +16,20 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({key: [f"unknown field {key!r}"] for key in unknown})
         return super().to_internal_value(data)
+
+
+class ErrorDetailOutput(serializers.Serializer):
+    path = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ErrorBodyOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = ErrorDetailOutput(many=True)
+
+
+class ErrorOutput(serializers.Serializer):
+    """The one error shape, for the OpenAPI schema."""
+
+    error = ErrorBodyOutput()

@@ -11,18 +11,20 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mc_project.errors import Conflict
+from mc_project.serializers import ErrorOutput
 from mc_project.tenancy.choices import Role
 from mc_project.tenancy.selectors import tenant_for_user
 from workflows import selectors, services
 from workflows.filters import VersionFilter, WorkflowFilter
 from workflows.manifest import canonical_json, sha256_digest, validate_manifest
+from workflows.models import Workflow, WorkflowVersion
 from workflows.serializers import (
     DraftInput,
     PublishInput,
@@ -45,21 +47,24 @@ def _workflow_body(request: Request, workflow_id: Any) -> dict[str, Any]:
     return WorkflowOutput(selectors.workflow_get(user=request.user, workflow_id=workflow_id)).data
 
 
-class WorkflowListApi(GenericAPIView):
+class WorkflowListApi(ListAPIView):
     """List the tenant's workflows (filter by ``name``, ``search``, ``state``), or create one."""
 
     required_roles = {"POST": Role.AUTHOR}
     serializer_class = WorkflowOutput
+    queryset = Workflow.objects.none()  # for the schema; get_queryset scopes to the tenant
     filterset_class = WorkflowFilter
 
     def get_queryset(self) -> Any:
         return selectors.workflow_list(user=self.request.user)
 
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(WorkflowOutput(page, many=True).data)
+    @extend_schema(operation_id="workflows_list")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=WorkflowCreateInput, responses={201: WorkflowOutput})
+    @extend_schema(
+        operation_id="workflows_create", request=WorkflowCreateInput, responses={201: WorkflowOutput, 400: ErrorOutput}
+    )
     def post(self, request: Request) -> Response:
         data = WorkflowCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -129,17 +134,20 @@ class PublishApi(APIView):
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
 
 
-class VersionListApi(GenericAPIView):
+class VersionListApi(ListAPIView):
+    """The workflow's versions, newest first (``?state=draft|published``)."""
+
     serializer_class = VersionOutput
+    queryset = WorkflowVersion.objects.none()
     filterset_class = VersionFilter
 
     def get_queryset(self) -> Any:
         workflow = selectors.workflow_get(user=self.request.user, workflow_id=self.kwargs["workflow_id"])
         return selectors.version_list(workflow=workflow)
 
-    def get(self, request: Request, workflow_id: str) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(VersionOutput(page, many=True).data)
+    @extend_schema(operation_id="workflows_versions_list")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class VersionDetailApi(APIView):
@@ -155,6 +163,9 @@ class VersionDetailApi(APIView):
     def get(self, request: Request, workflow_id: str, version: str) -> Response:
         return Response(VersionDetailOutput(self._version(request, workflow_id, version)).data)
 
+    @extend_schema(
+        request=None, responses={409: ErrorOutput}, description="Always 409: published versions are immutable."
+    )
     def _refuse(self, request: Request, workflow_id: str, version: str) -> Response:
         found = self._version(request, workflow_id, version)
         raise Conflict(

@@ -1,6 +1,21 @@
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 
 from workflows import apis
+
+
+class VersionConverter:
+    """A semver-shaped path segment; anything else is a 404 before it reaches the database."""
+
+    regex = r"[0-9A-Za-z.+-]{1,128}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(VersionConverter, "version")
 
 urlpatterns = [
     path("workflows", apis.WorkflowListApi.as_view(), name="workflow-list"),
@@ -9,7 +24,7 @@ urlpatterns = [
     path("workflows/<uuid:workflow_id>/publish", apis.PublishApi.as_view(), name="workflow-publish"),
     path("workflows/<uuid:workflow_id>/versions", apis.VersionListApi.as_view(), name="workflow-version-list"),
     path(
-        "workflows/<uuid:workflow_id>/versions/<str:version>",
+        "workflows/<uuid:workflow_id>/versions/<version:version>",
         apis.VersionDetailApi.as_view(),
         name="workflow-version-detail",
     ),

@@ -21,6 +21,8 @@ class IsTenantMember(BasePermission):
         membership = membership_for_user(request.user)
         if membership is None:
             return False
+        if not hasattr(view, request.method.lower()):
+            return True  # no such method here: let the view answer 405, not a misleading 403
         needed = required_role(view, request.method)
         if not role_at_least(membership.role, needed):
             self.message = f"This action needs the {needed} role; you are {membership.role}."
