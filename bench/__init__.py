@@ -1,0 +1,1 @@
+"""Benchmarks: timings live here, not in tests (see bench/README.md)."""
