@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
@@ -40,7 +41,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {}
+    checks: dict[str, dict[str, Any]] = {}
     for name, check in (("database", check_database), ("broker", check_broker)):
         started = time.perf_counter()
         error = check()

@@ -1,13 +1,13 @@
 """URL map: the API under /api/, the admin, OpenAPI docs and health probes."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from mc_project import health
 from mc_project.tenancy.apis import MeApi
 
-api = [
+api: list[URLPattern | URLResolver] = [
     path("", include("workflows.urls")),
     path("", include("receipts.urls")),
     path("me", MeApi.as_view(), name="me"),

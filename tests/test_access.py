@@ -205,9 +205,7 @@ ACTIONS = {
 
 @pytest.mark.parametrize("role", ROLE_ORDER)
 @pytest.mark.parametrize("name", list(ACTIONS))
-def test_role_matrix(
-    make_client: Callable[..., APIClient], tenant: Tenant, role: str, name: str
-) -> None:
+def test_role_matrix(make_client: Callable[..., APIClient], tenant: Tenant, role: str, name: str) -> None:
     action = ACTIONS[name]
     admin = make_client(Role.ADMIN, tenant)
     created = admin.post("/api/workflows", {"manifest": manifest()}, format="json")

@@ -12,8 +12,7 @@ from workflows.models import Workflow, WorkflowVersion
 
 class WorkflowVersionInline(admin.TabularInline):
     model = WorkflowVersion
-    fields = ["version", "state", "digest", "published_at", "published_by"]
-    readonly_fields = fields
+    fields = readonly_fields = ("version", "state", "digest", "published_at", "published_by")
     extra = 0
     can_delete = False
     show_change_link = True

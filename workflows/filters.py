@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from workflows.choices import VersionState
 from workflows.models import Workflow, WorkflowVersion
@@ -21,9 +21,7 @@ class WorkflowFilter(django_filters.FilterSet):
         fields = ["name", "search", "state"]
 
     def filter_state(self, queryset: QuerySet[Workflow], name: str, value: str) -> QuerySet[Workflow]:
-        if value == VersionState.DRAFT:
-            return queryset.filter(has_draft=True)
-        return queryset.filter(has_published=True)
+        return queryset.filter(Exists(WorkflowVersion.objects.filter(workflow=OuterRef("pk"), state=value)))
 
 
 class VersionFilter(django_filters.FilterSet):

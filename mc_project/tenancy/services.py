@@ -5,8 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,14 +28,13 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
 @transaction.atomic
 def user_create(
     *, username: str, tenant: Tenant, role: str, password: str | None = None, email: str = "", staff: bool = False
-) -> AbstractBaseUser:
+) -> User:
     """Create a user who belongs to ``tenant`` with ``role``."""
     if role not in Role.values:
         raise ValidationFailed(f"Unknown role {role!r}; one of {', '.join(Role.values)}.", code="invalid_role")
-    user_model = get_user_model()
-    if user_model.objects.filter(username=username).exists():
+    if User.objects.filter(username=username).exists():
         raise Conflict(f"User {username!r} already exists.", code="user_exists")
-    user = user_model.objects.create_user(username=username, email=email, password=password)
+    user = User.objects.create_user(username=username, email=email, password=password)
     if staff:
         user.is_staff = user.is_superuser = True
         user.save(update_fields=["is_staff", "is_superuser"])
@@ -44,9 +42,7 @@ def user_create(
     return user
 
 
-def token_create(
-    *, user: AbstractBaseUser, name: str = "default", expires_at: datetime | None = None
-) -> tuple[ApiToken, str]:
+def token_create(*, user: User, name: str = "default", expires_at: datetime | None = None) -> tuple[ApiToken, str]:
     """Issue a token; returns the row and the raw value, which is never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(

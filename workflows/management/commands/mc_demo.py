@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -47,11 +47,11 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         self._report(url.rstrip("/"), token, version)
 
-    def _account(self) -> tuple[Any, str]:
+    def _account(self) -> tuple[User, str]:
         tenant = Tenant.objects.filter(slug=DEMO_TENANT).first() or tenant_create(slug=DEMO_TENANT, name="Demo")
-        user = get_user_model().objects.filter(username=DEMO_USER).first()
-        if user is None:
-            user = user_create(username=DEMO_USER, tenant=tenant, role=Role.ADMIN, password=DEMO_PASSWORD, staff=True)
+        user = User.objects.filter(username=DEMO_USER).first() or user_create(
+            username=DEMO_USER, tenant=tenant, role=Role.ADMIN, password=DEMO_PASSWORD, staff=True
+        )
         token_file = settings.VAR_DIR / "demo_token"
         if token_file.exists():
             raw = token_file.read_text().strip()

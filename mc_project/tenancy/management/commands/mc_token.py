@@ -29,7 +29,7 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user {username!r}.")
-        _, raw = token_create(user=user, name=name)
+        _token, raw = token_create(user=user, name=name)
         self.stdout.write(raw)
 
     def _list(self, *, username: str | None, **_: Any) -> None:
