@@ -19,7 +19,6 @@ def workflow_list(*, user: Any) -> QuerySet[Workflow]:
     latest = versions.filter(state=VersionState.PUBLISHED).order_by("-published_at", "-id").values("version")[:1]
     return Workflow.objects.filter(tenant=tenant_for_user(user)).annotate(
         has_draft=Exists(versions.filter(state=VersionState.DRAFT)),
-        has_published=Exists(versions.filter(state=VersionState.PUBLISHED)),
         latest_version=Subquery(latest),
     )
 
@@ -35,7 +34,7 @@ def workflow_get(*, user: Any, workflow_id: uuid.UUID | str) -> Workflow:
 
 
 def version_list(*, workflow: Workflow) -> QuerySet[WorkflowVersion]:
-    return workflow.versions.select_related("published_by", "workflow").defer("canonical")
+    return workflow.versions.select_related("published_by").defer("canonical")
 
 
 def version_get(*, workflow: Workflow, version: str) -> WorkflowVersion:

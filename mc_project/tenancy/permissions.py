@@ -34,4 +34,4 @@ def required_role(view: Any, method: str) -> str:
     roles: dict[str, str] = getattr(view, "required_roles", {})
     if method in roles:
         return roles[method]
-    return Role.VIEWER if method in SAFE_METHODS else roles.get("*", Role.ADMIN)
+    return Role.VIEWER if method in SAFE_METHODS else Role.ADMIN

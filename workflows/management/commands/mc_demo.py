@@ -14,10 +14,9 @@ from mc_project.errors import ApplicationError
 from mc_project.tenancy.choices import Role
 from mc_project.tenancy.models import ApiToken, Tenant, token_hash
 from mc_project.tenancy.services import tenant_create, token_create, user_create
-from workflows.choices import VersionState
 from workflows.manifest import ManifestError, parse_manifest
 from workflows.models import Workflow
-from workflows.services import draft_save, workflow_create, workflow_publish
+from workflows.services import draft_save, latest_published, workflow_create, workflow_publish
 
 DEMO_TENANT = "demo"
 DEMO_USER = "demo"
@@ -67,7 +66,7 @@ class Command(BaseCommand):
         if workflow is None:
             workflow = workflow_create(tenant=user.membership.tenant, actor=user, manifest=doc)
         else:
-            latest = workflow.versions.filter(state=VersionState.PUBLISHED).order_by("-published_at").first()
+            latest = latest_published(workflow)
             if latest is not None and {**doc, "version": latest.version} == latest.manifest:
                 return latest  # already published, unchanged
             draft_save(workflow=workflow, actor=user, manifest=doc)
