@@ -47,6 +47,16 @@ def env_int(name: str, default: int) -> int:
         raise EnvError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise EnvError(f"{name} must be a number, got {raw!r}") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -73,6 +83,22 @@ class Environment:
     throttle_user: str
     throttle_anon: str
     page_size: int
+    db_conn_max_age: int
+    broker_visibility_timeout: int
+    broker_restore_interval: int
+    retry_backoff_base: float
+    retry_backoff_factor: float
+    retry_backoff_cap: float
+    retry_jitter: float
+    step_timeout_grace: int
+    output_inline_limit: int
+    step_log_limit: int
+    http_allowed_hosts: list[str]
+    python_allowed_modules: list[str]
+    artifacts_dir: Path
+    artifacts_s3_bucket: str
+    artifacts_s3_prefix: str
+    artifacts_s3_endpoint_url: str
 
     @property
     def is_production(self) -> bool:
@@ -91,6 +117,19 @@ class Environment:
             problems.append("MC_ALLOWED_HOSTS must list the served host names")
         if not self.broker_url or self.broker_url.startswith("filesystem"):
             problems.append("MC_BROKER_URL must name a real broker (Redis or RabbitMQ)")
+        problems.extend(self.execution_problems())
+        return problems
+
+    def execution_problems(self) -> list[str]:
+        """Settings of the execution engine that contradict each other (checked in every mode)."""
+        problems = []
+        if self.retry_backoff_cap >= self.broker_visibility_timeout:
+            # A countdown beyond the Redis visibility timeout is delivered twice.
+            problems.append("MC_RETRY_BACKOFF_CAP must be below MC_BROKER_VISIBILITY_TIMEOUT")
+        if self.retry_backoff_base <= 0 or self.retry_backoff_factor < 1:
+            problems.append("MC_RETRY_BACKOFF_BASE must be > 0 and MC_RETRY_BACKOFF_FACTOR >= 1")
+        if not 0 <= self.retry_jitter < 1:
+            problems.append("MC_RETRY_JITTER must be in [0, 1)")
         return problems
 
 
@@ -119,4 +158,20 @@ def read_environment() -> Environment:
         throttle_user=env_str("MC_THROTTLE_USER", "1200/min"),
         throttle_anon=env_str("MC_THROTTLE_ANON", "60/min"),
         page_size=env_int("MC_PAGE_SIZE", 50),
+        db_conn_max_age=env_int("MC_DB_CONN_MAX_AGE", 60),
+        broker_visibility_timeout=env_int("MC_BROKER_VISIBILITY_TIMEOUT", 3600),
+        broker_restore_interval=env_int("MC_BROKER_RESTORE_INTERVAL", 60),
+        retry_backoff_base=env_float("MC_RETRY_BACKOFF_BASE", 1.0),
+        retry_backoff_factor=env_float("MC_RETRY_BACKOFF_FACTOR", 2.0),
+        retry_backoff_cap=env_float("MC_RETRY_BACKOFF_CAP", 300.0),
+        retry_jitter=env_float("MC_RETRY_JITTER", 0.25),
+        step_timeout_grace=env_int("MC_STEP_TIMEOUT_GRACE", 10),
+        output_inline_limit=env_int("MC_OUTPUT_INLINE_LIMIT", 64 * 1024),
+        step_log_limit=env_int("MC_STEP_LOG_LIMIT", 64 * 1024),
+        http_allowed_hosts=env_list("MC_HTTP_ALLOWED_HOSTS", []),
+        python_allowed_modules=env_list("MC_PYTHON_ALLOWED_MODULES", ["executions.packages.samples"]),
+        artifacts_dir=Path(env_str("MC_ARTIFACTS_DIR") or var_dir / "artifacts"),
+        artifacts_s3_bucket=env_str("MC_ARTIFACTS_S3_BUCKET"),
+        artifacts_s3_prefix=env_str("MC_ARTIFACTS_S3_PREFIX", "artifacts"),
+        artifacts_s3_endpoint_url=env_str("MC_ARTIFACTS_S3_ENDPOINT_URL"),
     )

@@ -22,6 +22,8 @@ except EnvError as exc:
 
 if ENV.is_production and (problems := ENV.production_problems()):
     raise ImproperlyConfigured("MC_ENV=production refuses to start: " + "; ".join(problems))
+if problems := ENV.execution_problems():
+    raise ImproperlyConfigured("; ".join(problems))
 
 BASE_DIR = _BASE_DIR
 VAR_DIR = ENV.var_dir
@@ -95,7 +97,7 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------
-_db = dj_database_url.parse(ENV.database_url, conn_max_age=0)
+_db = dj_database_url.parse(ENV.database_url, conn_max_age=ENV.db_conn_max_age, conn_health_checks=True)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of
     # failing with "database is locked" half-way through a transaction.
@@ -127,8 +129,22 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+ARTIFACTS_STORAGE: dict[str, object] = (
+    {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ENV.artifacts_s3_bucket,
+            "location": ENV.artifacts_s3_prefix,
+            "endpoint_url": ENV.artifacts_s3_endpoint_url or None,
+            "file_overwrite": False,
+        },
+    }
+    if ENV.artifacts_s3_bucket
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": ENV.artifacts_dir}}
+)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "artifacts": ARTIFACTS_STORAGE,
     # Hashed, compressed files served by WhiteNoise after `collectstatic` in production.
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -198,11 +214,53 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "store_processed": False,
         "control_folder": str(BROKER_DIR / "control"),
     }
+if CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    # Unacknowledged messages of a worker that died are delivered again after the
+    # visibility timeout; sweep for them every MC_BROKER_RESTORE_INTERVAL seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": ENV.broker_visibility_timeout,
+        "unacked_restore_interval": ENV.broker_restore_interval,
+        "unacked_restore_throttle": 1,
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One queue per resource class for steps, one for bookkeeping. Step tasks pick their queue
+# when they are sent; everything else goes to mc.control.
+CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("mc.small", "mc.medium", "mc.large", "mc.control")}
+CELERY_TASK_DEFAULT_QUEUE = "mc.control"
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BEAT_SCHEDULE = {
+    "executions-recover-stalled": {
+        "task": "executions.recover_stalled",
+        "schedule": 60.0,
+        "options": {"queue": "mc.control"},
+    },
+}
+
+# --- execution engine -----------------------------------------------------------------
+MC_RETRY_BACKOFF = {
+    "base": ENV.retry_backoff_base,
+    "factor": ENV.retry_backoff_factor,
+    "cap": ENV.retry_backoff_cap,
+    "jitter": ENV.retry_jitter,
+}
+MC_BROKER_VISIBILITY_TIMEOUT = ENV.broker_visibility_timeout
+MC_STEP_TIMEOUT_GRACE = ENV.step_timeout_grace
+MC_OUTPUT_INLINE_LIMIT = ENV.output_inline_limit
+MC_STEP_LOG_LIMIT = ENV.step_log_limit
+MC_HTTP_ALLOWED_HOSTS = ENV.http_allowed_hosts
+MC_PYTHON_ALLOWED_MODULES = ENV.python_allowed_modules
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

@@ -6,6 +6,7 @@ from pathlib import Path
 os.environ.setdefault("MC_ENV", "test")
 os.environ.setdefault("MC_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mc")
 os.environ.setdefault("MC_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("MC_RESULT_BACKEND", "redis://127.0.0.1:6379/14")
 # Keep test files (tokens, keys) apart from the developer's demo under var/.
 os.environ.setdefault("MC_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 

@@ -10,6 +10,7 @@ from mc_project.tenancy.apis import MeApi
 api: list[URLPattern | URLResolver] = [
     path("", include("workflows.urls")),
     path("", include("receipts.urls")),
+    path("", include("executions.urls")),
     path("me", MeApi.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),

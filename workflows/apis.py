@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from executions.packages.registry import package_problems
 from mc_project.errors import Conflict
 from mc_project.serializers import ErrorOutput
 from mc_project.tenancy.choices import Role
@@ -209,6 +210,6 @@ class ManifestValidateApi(APIView):
         data = DraftInput(data=request.data)
         data.is_valid(raise_exception=True)
         doc = data.validated_data["manifest"]
-        problems = validate_manifest(doc)
+        problems = validate_manifest(doc, extra_checks=[package_problems])
         digest = None if problems else f"sha256:{sha256_digest(canonical_json(doc))}"
         return Response({"valid": not problems, "problems": [p.as_dict() for p in problems], "digest": digest})

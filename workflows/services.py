@@ -18,8 +18,14 @@ from mc_project.tenancy.models import Tenant
 from receipts.models import Receipt
 from receipts.services import publish_record_create
 from workflows.choices import Bump, VersionState
+from executions.packages.registry import package_problems
 from workflows.manifest import canonical_json, check_manifest, sha256_digest
 from workflows.models import Workflow, WorkflowVersion
+
+
+def _checked(manifest: Any) -> dict[str, Any]:
+    """The manifest if valid: schema, semantics, and every ``uses``/``with``/expression against the packages."""
+    return check_manifest(manifest, extra_checks=[package_problems])
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class PublishResult:
 @transaction.atomic
 def workflow_create(*, tenant: Tenant, actor: Any, manifest: Any, description: str | None = None) -> Workflow:
     """Create a workflow named by its manifest, with that manifest as its first draft."""
-    doc = check_manifest(manifest)
+    doc = _checked(manifest)
     name = doc["name"]
     if Workflow.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"A workflow named {name!r} already exists; update its draft instead.", code="workflow_exists")
@@ -60,7 +66,7 @@ def _lock(workflow: Workflow) -> Workflow:
 @transaction.atomic
 def draft_save(*, workflow: Workflow, actor: Any, manifest: Any) -> WorkflowVersion:
     """Replace the draft's manifest, or start a new draft after a publish."""
-    doc = check_manifest(manifest)
+    doc = _checked(manifest)
     if doc["name"] != workflow.name:
         raise ValidationFailed(
             "The manifest's name must stay the workflow's name.",
@@ -128,7 +134,7 @@ def workflow_publish(
     draft = workflow.versions.filter(state=VersionState.DRAFT).first()
     if draft is None:
         raise Conflict("This workflow has no draft to publish.", code="no_draft")
-    doc = check_manifest(draft.manifest)
+    doc = _checked(draft.manifest)
     last = latest_published(workflow)
     number = next_version(last=last.version if last else None, proposed=doc["version"], bump=bump, explicit=version)
     frozen = {**doc, "version": number}

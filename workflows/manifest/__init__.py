@@ -8,7 +8,7 @@ Pure Python (no Django), so the CLI can use it too. Typical use::
 """
 
 from .canonical import canonical_json, sha256_digest
-from .constants import MAX_MANIFEST_BYTES, MAX_TASKS, MAX_WITH_DEPTH, SCHEMA_ID
+from .constants import MAX_MANIFEST_BYTES, MAX_SHARDS, MAX_TASKS, MAX_WITH_DEPTH, SCHEMA_ID
 from .errors import (
     ManifestError,
     ManifestInvalid,
@@ -22,6 +22,7 @@ from .validation import check_manifest, is_size_problem, validate_manifest
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
+    "MAX_SHARDS",
     "MAX_TASKS",
     "MAX_WITH_DEPTH",
     "SCHEMA_ID",

@@ -16,6 +16,8 @@ MAX_MANIFEST_BYTES: Final = 1024 * 1024
 MAX_TASKS: Final = 5000
 #: Deepest nesting allowed inside a task's ``with`` block (``with: {}`` is depth 1).
 MAX_WITH_DEPTH: Final = 32
+#: Most shards one task's strategy.matrix may produce (the product of its list lengths).
+MAX_SHARDS: Final = 1000
 
 SCHEMA_ID: Final = "https://maestro-conductor.dev/schemas/manifest.v1.json"
 
@@ -79,6 +81,7 @@ PATTERN_HINTS: Final = {
         "up to 64 lowercase letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit",
     ),
     "inputName": ("input name", "a letter or '_', then up to 63 letters, digits or '_'"),
+    "matrixKey": ("matrix key", "a letter or '_', then up to 63 letters, digits or '_'"),
     "taskId": (
         "task id",
         "a lowercase letter, then up to 62 lowercase letters, digits, '_' or '-'",

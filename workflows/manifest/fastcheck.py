@@ -150,6 +150,13 @@ def _count(limit_ok: Callable[[int, int], bool]) -> Callable[..., Predicate]:
     return build
 
 
+def _size(limit_ok: Callable[[int, int], bool]) -> Callable[..., Predicate]:
+    def build(compiler: _Compiler, limit: int, schema: Any) -> Predicate:
+        return lambda value: not isinstance(value, dict) or limit_ok(len(value), limit)
+
+    return build
+
+
 def _unique(compiler: _Compiler, unique: bool, schema: Any) -> Predicate:
     if not unique:
         return _always
@@ -227,6 +234,8 @@ _BUILDERS: dict[str, Callable[[_Compiler, Any, Any], Predicate]] = {
     "maximum": _bound(lambda number, limit: number <= limit),
     "minItems": _count(lambda size, limit: size >= limit),
     "maxItems": _count(lambda size, limit: size <= limit),
+    "minProperties": _size(lambda size, limit: size >= limit),
+    "maxProperties": _size(lambda size, limit: size <= limit),
     "uniqueItems": _unique,
     "required": _required,
     "properties": _properties,

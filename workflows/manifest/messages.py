@@ -112,6 +112,13 @@ def _min_items(error: ValidationError) -> Iterator[Problem]:
         yield from _limit("must have at least {limit} items, got {got}")(error)
 
 
+def _min_properties(error: ValidationError) -> Iterator[Problem]:
+    if error.validator_value == 1:
+        yield Problem(_path(error), "must not be empty")
+    else:
+        yield from _limit("must have at least {limit} keys, got {got}")(error)
+
+
 _TRANSLATORS: dict[str, _Translator] = {
     "additionalProperties": _unknown_keys,
     "required": _missing_keys,
@@ -125,6 +132,8 @@ _TRANSLATORS: dict[str, _Translator] = {
     "maxLength": _limit("must be at most {limit} characters long, got {got}"),
     "minItems": _min_items,
     "maxItems": _limit("must have at most {limit} items, got {got}"),
+    "minProperties": _min_properties,
+    "maxProperties": _limit("must have at most {limit} keys, got {got}"),
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .constants import MAX_TASKS, MAX_WITH_DEPTH, TYPE_NOUNS
+from .constants import MAX_SHARDS, MAX_TASKS, MAX_WITH_DEPTH, TYPE_NOUNS
 from .errors import Problem
 from .messages import did_you_mean
 from .pointers import pointer
@@ -146,8 +146,27 @@ def _with_depths(tasks: list[Any]) -> Iterator[Problem]:
                 yield Problem(pointer(path), f"'with' is nested more than {MAX_WITH_DEPTH} levels deep")
 
 
+def _shard_counts(tasks: list[Any]) -> Iterator[Problem]:
+    """A matrix may not expand to more than MAX_SHARDS shards (the product of its list lengths)."""
+    for index, task in enumerate(tasks):
+        strategy = task.get("strategy") if isinstance(task, dict) else None
+        matrix = strategy.get("matrix") if isinstance(strategy, dict) else None
+        if not isinstance(matrix, dict):
+            continue
+        shards = 1
+        for values in matrix.values():
+            if isinstance(values, list):
+                shards *= len(values)
+        if shards > MAX_SHARDS:
+            sizes = " x ".join(str(len(v)) for v in matrix.values() if isinstance(v, list))
+            yield Problem(
+                pointer(("tasks", index, "strategy", "matrix")),
+                f"the matrix gives {shards} shards ({sizes}); a task may have at most {MAX_SHARDS}",
+            )
+
+
 def task_problems(tasks: list[Any]) -> list[Problem]:
-    """Unique ids, known needs, no self-needs, no cycles, with-block depth, task count."""
+    """Unique ids, known needs, no self-needs, no cycles, with-block depth, shard count, task count."""
     problems = []
     if len(tasks) > MAX_TASKS:
         problems.append(Problem("/tasks", f"a manifest may have at most {MAX_TASKS} tasks, got {len(tasks)}"))
@@ -157,6 +176,7 @@ def task_problems(tasks: list[Any]) -> list[Problem]:
     problems.extend(_bad_needs(readable, by_id))
     problems.extend(_cycles(by_id))
     problems.extend(_with_depths(tasks[:MAX_TASKS]))
+    problems.extend(_shard_counts(tasks[:MAX_TASKS]))
     return problems
 
 

@@ -251,6 +251,80 @@ INVALID_CASES: list[tuple[str, Any, str, str]] = [
     ("nul-in-with-value", edit(set_at("tasks/0/with", {"message": "\x00"})), "/tasks/0/with/message", "NUL character"),
     ("nul-in-with-key", edit(set_at("tasks/0/with", {"k\x00": 1})), "/tasks/0/with/k\x00", "NUL character"),
     ("nul-in-list-item", edit(set_at("tasks/0/with", {"xs": ["ok", "\x00"]})), "/tasks/0/with/xs/1", "NUL character"),
+    (
+        "strategy-unknown-key",
+        edit(set_at("tasks/0/strategy", {"matrix": {"n": [1]}, "parallel": 2})),
+        "/tasks/0/strategy/parallel",
+        "unknown key 'parallel' (did you mean 'max_parallel'?)",
+    ),
+    (
+        "strategy-missing-matrix",
+        edit(set_at("tasks/0/strategy", {"max_parallel": 2})),
+        "/tasks/0/strategy",
+        "missing required key 'matrix'",
+    ),
+    ("strategy-not-object", edit(set_at("tasks/0/strategy", [1])), "/tasks/0/strategy", "must be an object"),
+    ("matrix-empty", edit(set_at("tasks/0/strategy", {"matrix": {}})), "/tasks/0/strategy/matrix", "must not be empty"),
+    (
+        "matrix-too-many-keys",
+        edit(set_at("tasks/0/strategy", {"matrix": {f"k{i}": [i] for i in range(9)}})),
+        "/tasks/0/strategy/matrix",
+        "must have at most 8 keys, got 9",
+    ),
+    (
+        "matrix-values-empty",
+        edit(set_at("tasks/0/strategy", {"matrix": {"n": []}})),
+        "/tasks/0/strategy/matrix/n",
+        "must not be empty",
+    ),
+    (
+        "matrix-values-not-a-list",
+        edit(set_at("tasks/0/strategy", {"matrix": {"n": 3}})),
+        "/tasks/0/strategy/matrix/n",
+        "must be a list, got an integer",
+    ),
+    (
+        "matrix-too-many-values",
+        edit(set_at("tasks/0/strategy", {"matrix": {"n": list(range(257))}})),
+        "/tasks/0/strategy/matrix/n",
+        "must have at most 256 items, got 257",
+    ),
+    (
+        "matrix-value-repeated",
+        edit(set_at("tasks/0/strategy", {"matrix": {"n": [{"a": 1}, {"a": 1}]}})),
+        "/tasks/0/strategy/matrix/n/1",
+        "listed more than once",
+    ),
+    (
+        "matrix-bad-key",
+        edit(set_at("tasks/0/strategy", {"matrix": {"1n": [1]}})),
+        "/tasks/0/strategy/matrix/1n",
+        "'1n' is not a valid matrix key",
+    ),
+    (
+        "matrix-too-many-shards",
+        edit(set_at("tasks/0/strategy", {"matrix": {"a": list(range(32)), "b": list(range(32))}})),
+        "/tasks/0/strategy/matrix",
+        "the matrix gives 1024 shards (32 x 32); a task may have at most 1000",
+    ),
+    (
+        "max-parallel-zero",
+        edit(set_at("tasks/0/strategy", {"matrix": {"n": [1, 2]}, "max_parallel": 0})),
+        "/tasks/0/strategy/max_parallel",
+        "must be at least 1, got 0",
+    ),
+    (
+        "max-parallel-fraction",
+        edit(set_at("tasks/0/strategy", {"matrix": {"n": [1, 2]}, "max_parallel": 1.5})),
+        "/tasks/0/strategy/max_parallel",
+        "must be an integer",
+    ),
+    (
+        "compensate-strategy",
+        edit(set_at("tasks/0/compensate", {"uses": "pkg:mc/echo@1", "strategy": {"matrix": {"n": [1]}}})),
+        "/tasks/0/compensate/strategy",
+        "unknown key 'strategy'",
+    ),
 ]
 
 
@@ -355,6 +429,23 @@ def test_malformed_documents_give_problems_not_exceptions(doc: Any) -> None:
 
     assert problems
     assert all(isinstance(p, Problem) and isinstance(p.path, str) for p in problems)
+
+
+def test_a_matrix_of_exactly_the_shard_limit_is_fine() -> None:
+    doc = edit(set_at("tasks/0/strategy", {"matrix": {"a": list(range(40)), "b": list(range(25))}, "max_parallel": 8}))
+
+    assert validate_manifest(doc) == []
+    assert compile_schema(load_schema())(doc)
+
+
+def test_input_names_and_matrix_keys_are_told_apart_in_messages() -> None:
+    doc = edit(set_at("tasks/0/strategy", {"matrix": {"1n": [1]}}))
+    doc["inputs"]["2x"] = {"type": "string"}
+
+    messages = {p.path: p.message for p in validate_manifest(doc)}
+
+    assert "not a valid matrix key" in messages["/tasks/0/strategy/matrix/1n"]
+    assert "not a valid input name" in messages["/inputs/2x"]
 
 
 def test_extra_checks_run_on_task_documents_and_their_problems_are_merged() -> None:

@@ -1,0 +1,127 @@
+"""Creating executions: resolve the version, check inputs, plan, honour idempotency keys, start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from executions.choices import ExecutionMode, ExecutionStatus
+from executions.inputs import inputs_resolve
+from executions.models import Execution
+from executions.planner import plan_build
+from executions.services.dispatch import steps_create
+from mc_project.errors import Conflict, NotFound, ValidationFailed
+from mc_project.tenancy.models import Tenant
+from workflows.manifest import canonical_json, sha256_digest
+from workflows.models import Workflow, WorkflowVersion
+from workflows.selectors import version_get
+from workflows.services import latest_published
+
+
+def request_digest(*, workflow: Workflow, version: str | None, inputs: Any, mode: str) -> str:
+    """sha256 of what a request asked for, to tell a retry from a different request with the same key."""
+    document = {"workflow": str(workflow.pk), "version": version, "inputs": inputs or {}, "mode": mode}
+    return sha256_digest(canonical_json(document))
+
+
+def _existing(*, tenant: Tenant, key: str, digest: str) -> Execution | None:
+    execution = Execution.objects.filter(tenant=tenant, idempotency_key=key).first()
+    if execution is not None and execution.request_digest != digest:
+        raise Conflict(
+            "This idempotency key was used for a different request.",
+            code="idempotency_key_reused",
+            details=[{"path": "/idempotency_key", "message": f"already used by execution {execution.pk}"}],
+        )
+    return execution
+
+
+def version_for_run(*, workflow: Workflow, version: str | None) -> WorkflowVersion:
+    """The published version to run: the one asked for, or the latest."""
+    if version is not None:
+        return version_get(workflow=workflow, version=version)
+    latest = latest_published(workflow)
+    if latest is None:
+        raise NotFound(f"Workflow {workflow.name!r} has no published version to run.", code="not_published")
+    return latest
+
+
+def plan_for(version: WorkflowVersion) -> dict[str, Any]:
+    """The dry-run plan of a published version (no side effects)."""
+    return plan_build(version.manifest).as_dict()
+
+
+def execution_create(
+    *,
+    tenant: Tenant,
+    actor: Any,
+    workflow: Workflow,
+    version: str | None = None,
+    inputs: Any = None,
+    mode: str = ExecutionMode.RUN,
+    idempotency_key: str | None = None,
+) -> tuple[Execution, bool]:
+    """Create (and for ``run`` start) an execution; returns it and whether it is new.
+
+    With an idempotency key, a repeat of the same request returns the first execution,
+    also when the requests race: the unique index decides, the losers read the winner.
+    A different request with a used key is a 409.
+    """
+    digest = request_digest(workflow=workflow, version=version, inputs=inputs, mode=mode)
+    if idempotency_key is not None and (found := _existing(tenant=tenant, key=idempotency_key, digest=digest)):
+        return found, False
+    workflow_version = version_for_run(workflow=workflow, version=version)
+    resolved, problems = inputs_resolve(workflow_version.manifest, inputs)
+    if problems:
+        raise ValidationFailed(
+            "The inputs do not match the workflow's declared inputs.",
+            code="invalid_inputs",
+            details=[problem.as_dict() for problem in problems],
+        )
+    plan = plan_for(workflow_version)
+    dry_run = mode == ExecutionMode.DRY_RUN
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            execution = Execution.objects.create(
+                tenant=tenant,
+                workflow=workflow,
+                workflow_version=workflow_version,
+                mode=mode,
+                status=ExecutionStatus.PLANNED if dry_run else ExecutionStatus.RUNNING,
+                inputs=resolved,
+                inputs_digest=sha256_digest(canonical_json(resolved)),
+                idempotency_key=idempotency_key,
+                request_digest=digest,
+                plan=plan,
+                steps_total=0 if dry_run else len(workflow_version.manifest["tasks"]),
+                steps_remaining=0 if dry_run else len(workflow_version.manifest["tasks"]),
+                created_by=actor,
+                started_at=None if dry_run else now,
+                finished_at=now if dry_run else None,
+            )
+            if not dry_run:
+                steps_create(execution, workflow_version.manifest)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        found = _existing(tenant=tenant, key=idempotency_key, digest=digest)
+        if found is None:
+            raise
+        return found, False
+    return execution, True
+
+
+def execution_retry(*, execution: Execution, actor: Any) -> Execution:
+    """Start a new execution of the same version with the same inputs (no idempotency key)."""
+    if execution.mode != ExecutionMode.RUN:
+        raise Conflict("Only runs can be retried; plan again instead.", code="execution_not_retryable")
+    retried, _ = execution_create(
+        tenant=execution.tenant,
+        actor=actor,
+        workflow=execution.workflow,
+        version=execution.workflow_version.version,
+        inputs=execution.inputs,
+    )
+    return retried

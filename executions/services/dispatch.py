@@ -1,0 +1,430 @@
+"""Bookkeeping of running executions: queue ready steps, record outcomes, settle, compensate.
+
+Lock order, everywhere: the execution row first, then step rows. Every transaction that
+finishes a step holds the execution lock, so releasing a dependent whose needs finish
+at the same moment happens exactly once, and exactly one transaction sees the last step
+finish. Messages are sent with ``transaction.on_commit``: a worker never sees a row
+that is not committed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from celery import chord, current_app, signature
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from executions.choices import (
+    STEP_NOT_STARTED,
+    STEP_TERMINAL,
+    ExecutionStatus,
+    StepKind,
+    StepStatus,
+)
+from executions.models import Execution, StepRun
+from executions.transitions import execution_transition, step_transition, steps_transition
+
+RUN_STEP = "executions.run_step"
+RUN_SHARD = "executions.run_shard"
+JOIN_SHARDS = "executions.join_shards"
+
+
+@dataclass(frozen=True)
+class Message:
+    """What is needed to send one step's task after commit."""
+
+    pk: int
+    queue: str
+    timeout_seconds: int
+    countdown: float | None = None
+
+    @property
+    def task_id(self) -> str:
+        return f"mc-step-{self.pk}"
+
+    def options(self) -> dict[str, Any]:
+        grace = settings.MC_STEP_TIMEOUT_GRACE
+        options: dict[str, Any] = {
+            "task_id": self.task_id,
+            "queue": self.queue,
+            "soft_time_limit": self.timeout_seconds,
+            "time_limit": self.timeout_seconds + grace,
+        }
+        if self.countdown:
+            options["countdown"] = self.countdown
+        return options
+
+
+def message_for(step: StepRun, countdown: float | None = None) -> Message:
+    return Message(step.pk, step.queue, step.timeout_seconds, countdown)
+
+
+def send_steps(messages: Sequence[Message]) -> None:
+    """Send step tasks now (call after commit), sharing one producer connection."""
+    if not messages:
+        return
+    app = current_app
+    with app.producer_or_acquire() as producer:
+        for message in messages:
+            app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+
+
+def send_chord(parent_pk: int, shards: Sequence[Message]) -> None:
+    """Run a matrix task's shards as a Celery chord joined by ``join_shards`` on mc.control."""
+    header = [signature(RUN_SHARD, args=[m.pk], options={**m.options(), "ignore_result": False}) for m in shards]
+    callback = signature(JOIN_SHARDS, args=[parent_pk], options={"queue": "mc.control"})
+    chord(header)(callback)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential, capped, with jitter downwards.
+
+    The jitter only shortens a delay by up to ``jitter`` of itself, so with a factor of at
+    least 2 each wait is still longer than the one before until the cap.
+    """
+    conf = settings.MC_RETRY_BACKOFF
+    delay = min(conf["cap"], conf["base"] * conf["factor"] ** (attempt - 1))
+    return float(delay * (1 - conf["jitter"] * random.random()))  # noqa: S311 - jitter, not crypto
+
+
+# --- queueing -------------------------------------------------------------------------------
+
+
+def _matrix_shards(step: StepRun) -> list[dict[str, Any]]:
+    from executions.planner import matrix_shards
+
+    return matrix_shards({"strategy": {"matrix": step.matrix}})
+
+
+def queue_steps(execution: Execution, steps: Iterable[StepRun]) -> None:
+    """Queue ``steps`` (pending, needs all met) and send them after commit.
+
+    A matrix task becomes ``running`` with one shard row per combination, sent as a chord.
+    """
+    now = timezone.now()
+    plain: list[Message] = []
+    for step in steps:
+        if step.matrix:
+            _queue_matrix(execution, step, now)
+            continue
+        step_transition(step, StepStatus.QUEUED, queued_at=now)
+        plain.append(message_for(step))
+    if plain:
+        transaction.on_commit(lambda: send_steps(plain))
+
+
+def _queue_matrix(execution: Execution, parent: StepRun, now: Any) -> None:
+    combinations = _matrix_shards(parent)
+    shards = StepRun.objects.bulk_create(
+        StepRun(
+            execution=execution,
+            step_id=parent.step_id,
+            kind=StepKind.SHARD,
+            parent=parent,
+            shard_index=index,
+            matrix=values,
+            sequence=parent.sequence,
+            uses=parent.uses,
+            with_template=parent.with_template,
+            needs=parent.needs,
+            queue=parent.queue,
+            resource_class=parent.resource_class,
+            timeout_seconds=parent.timeout_seconds,
+            max_attempts=parent.max_attempts,
+            status=StepStatus.QUEUED,
+            queued_at=now,
+        )
+        for index, values in enumerate(combinations)
+    )
+    step_transition(parent, StepStatus.RUNNING, queued_at=now, started_at=now)
+    messages = [message_for(shard) for shard in shards]
+    transaction.on_commit(lambda: send_chord(parent.pk, messages))
+
+
+def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
+    """Create the step rows of a new execution and queue its roots."""
+    tasks = manifest["tasks"]
+    dependents: dict[str, list[str]] = {task["id"]: [] for task in tasks}
+    for task in tasks:
+        for need in task.get("needs", []):
+            dependents[need].append(task["id"])
+    rows = []
+    for sequence, task in enumerate(tasks):
+        resource_class = task.get("resource_class", "small")
+        rows.append(
+            StepRun(
+                execution=execution,
+                step_id=task["id"],
+                kind=StepKind.STEP,
+                sequence=sequence,
+                uses=task["uses"],
+                with_template=task.get("with", {}),
+                needs=task.get("needs", []),
+                dependents=dependents[task["id"]],
+                compensate=task.get("compensate"),
+                matrix=(task.get("strategy") or {}).get("matrix"),
+                queue=f"mc.{resource_class}",
+                resource_class=resource_class,
+                timeout_seconds=task.get("timeout_seconds", 3600),
+                max_attempts=task.get("retries", 0) + 1,
+                needs_pending=len(task.get("needs", [])),
+            )
+        )
+    steps = StepRun.objects.bulk_create(rows)
+    queue_steps(execution, [step for step in steps if step.needs_pending == 0])
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+def lock_execution(execution_id: Any) -> Execution:
+    return Execution.objects.select_for_update().get(pk=execution_id)
+
+
+def lock_step(step_pk: int) -> StepRun:
+    return StepRun.objects.select_for_update().get(pk=step_pk)
+
+
+def step_finished(execution: Execution, step: StepRun) -> None:
+    """Follow-up of a step (execution and step locked) that just reached a terminal status."""
+    if step.kind == StepKind.SHARD:
+        return  # the chord's join decides for the whole matrix task
+    if step.kind == StepKind.COMPENSATION:
+        _compensation_next(execution)
+        return
+    if step.status == StepStatus.SUCCEEDED and execution.status == ExecutionStatus.RUNNING:
+        _release_dependents(execution, step)
+    elif step.status == StepStatus.FAILED:
+        _execution_failing(execution, step)
+    _steps_done(execution, 1)
+
+
+def _release_dependents(execution: Execution, step: StepRun) -> None:
+    if not step.dependents:
+        return
+    dependents = list(
+        StepRun.objects.select_for_update()
+        .filter(execution=execution, kind=StepKind.STEP, step_id__in=step.dependents)
+        .order_by("sequence")
+    )
+    ready = []
+    for dependent in dependents:
+        dependent.needs_pending -= 1
+        if dependent.needs_pending == 0 and dependent.status == StepStatus.PENDING:
+            ready.append(dependent)
+    StepRun.objects.bulk_update(dependents, ["needs_pending"])
+    queue_steps(execution, ready)
+
+
+def _execution_failing(execution: Execution, failed: StepRun) -> None:
+    """A step failed for good: stop starting steps; settle once running ones finish."""
+    if execution.status != ExecutionStatus.RUNNING:
+        return
+    execution_transition(
+        execution,
+        ExecutionStatus.FAILING,
+        error={"code": "step_failed", "step": failed.step_id, "message": (failed.error or {}).get("message", "")},
+    )
+    skipped = _stop_not_started(execution, StepStatus.SKIPPED)
+    _steps_done(execution, skipped, settle=False)
+
+
+def _stop_not_started(execution: Execution, to: str) -> int:
+    """Move steps and shards that have not started to ``to``; return how many steps (not shards) moved."""
+    now = timezone.now()
+    steps = StepRun.objects.filter(execution=execution, kind=StepKind.STEP)
+    moved = steps_transition(steps, STEP_NOT_STARTED, to, finished_at=now)
+    steps_transition(
+        StepRun.objects.filter(execution=execution, kind=StepKind.SHARD), STEP_NOT_STARTED, to, finished_at=now
+    )
+    return moved
+
+
+def _steps_done(execution: Execution, count: int, *, settle: bool = True) -> None:
+    if count:
+        execution.steps_remaining -= count
+        execution.save(update_fields=["steps_remaining"])
+    if settle and execution.steps_remaining <= 0:
+        execution_settle(execution)
+
+
+def execution_settle(execution: Execution) -> None:
+    """Every step is finished: succeed, or compensate and then fail or cancel."""
+    now = timezone.now()
+    if execution.status == ExecutionStatus.RUNNING:
+        execution_transition(execution, ExecutionStatus.SUCCEEDED, finished_at=now)
+        return
+    if execution.status not in (ExecutionStatus.FAILING, ExecutionStatus.CANCELLING):
+        return
+    completed = (
+        StepRun.objects.filter(execution=execution, kind=StepKind.STEP, status=StepStatus.SUCCEEDED)
+        .exclude(compensate=None)
+        .order_by("-finished_at", "-sequence")
+    )
+    rows = [
+        StepRun(
+            execution=execution,
+            step_id=step.step_id,
+            kind=StepKind.COMPENSATION,
+            parent=step,
+            sequence=order,
+            uses=step.compensate["uses"],
+            with_template=step.compensate.get("with", {}),
+            needs=[],
+            queue=f"mc.{step.compensate.get('resource_class', step.resource_class)}",
+            resource_class=step.compensate.get("resource_class", step.resource_class),
+            timeout_seconds=step.compensate.get("timeout_seconds", step.timeout_seconds),
+            max_attempts=step.compensate.get("retries", 0) + 1,
+        )
+        for order, step in enumerate(completed)
+        if step.compensate
+    ]
+    if not rows:
+        execution_transition(execution, _final_status(execution), finished_at=now)
+        return
+    StepRun.objects.bulk_create(rows)
+    execution_transition(execution, ExecutionStatus.COMPENSATING)
+    _compensation_next(execution)
+
+
+def _final_status(execution: Execution) -> str:
+    cancelled = (execution.error or {}).get("code") == "cancelled"
+    return ExecutionStatus.CANCELLED if cancelled else ExecutionStatus.FAILED
+
+
+def _compensation_next(execution: Execution) -> None:
+    """Queue the next compensation in order, or finish the execution when none is left."""
+    if execution.status != ExecutionStatus.COMPENSATING:
+        return
+    pending = (
+        StepRun.objects.select_for_update()
+        .filter(execution=execution, kind=StepKind.COMPENSATION)
+        .exclude(status__in=STEP_TERMINAL)
+        .order_by("sequence")
+        .first()
+    )
+    if pending is None:
+        execution_transition(execution, _final_status(execution), finished_at=timezone.now())
+    elif pending.status == StepStatus.PENDING:
+        queue_steps(execution, [pending])
+
+
+def shards_join(parent_pk: int) -> None:
+    """The chord callback: settle a matrix task from its shard rows, outputs in shard order."""
+    from executions.services.runner import outputs_store
+
+    with transaction.atomic():
+        parent = StepRun.objects.select_related("execution").get(pk=parent_pk)
+        execution = lock_execution(parent.execution_id)
+        parent = lock_step(parent_pk)
+        if parent.status != StepStatus.RUNNING:
+            return
+        shards = list(StepRun.objects.filter(parent=parent, kind=StepKind.SHARD).order_by("shard_index"))
+        if any(shard.status not in STEP_TERMINAL for shard in shards):
+            return  # a shard was redelivered; its own completion will join again
+        now = timezone.now()
+        failed = [shard for shard in shards if shard.status == StepStatus.FAILED]
+        if failed:
+            error = {
+                "code": "shard_failed",
+                "message": f"{len(failed)} of {len(shards)} shards failed; first: shard {failed[0].shard_index}: "
+                + (failed[0].error or {}).get("message", ""),
+                "retryable": False,
+            }
+            step_transition(parent, StepStatus.FAILED, finished_at=now, error=error)
+        elif all(shard.status == StepStatus.SUCCEEDED for shard in shards):
+            from executions.services.runner import outputs_load
+
+            outputs = {"shards": [outputs_load(shard) for shard in shards]}
+            stored = outputs_store(outputs)
+            step_transition(
+                parent,
+                StepStatus.SUCCEEDED,
+                finished_at=now,
+                outputs=stored.inline,
+                outputs_ref=stored.ref,
+                output_digest=stored.digest,
+            )
+        else:
+            step_transition(parent, StepStatus.CANCELLED, finished_at=now)
+        step_finished(execution, parent)
+
+
+def join_if_settled(parent_pk: int) -> None:
+    """Join a matrix task without waiting for its chord (used when a shard hit a hard time limit)."""
+    transaction.on_commit(lambda: current_app.send_task(JOIN_SHARDS, args=[parent_pk], queue="mc.control"))
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def execution_cancel(*, execution: Execution) -> Execution:
+    """Stop an execution: steps not finished are cancelled, running ones are terminated.
+
+    Completed steps with ``compensate`` blocks are then compensated in reverse order.
+    """
+    from mc_project.errors import Conflict
+
+    with transaction.atomic():
+        execution = lock_execution(execution.pk)
+        if execution.is_terminal or execution.status in (ExecutionStatus.CANCELLING, ExecutionStatus.COMPENSATING):
+            raise Conflict(
+                f"Execution is {execution.status}; it cannot be cancelled.", code="execution_not_cancellable"
+            )
+        running = list(
+            StepRun.objects.filter(execution=execution, status=StepStatus.RUNNING)
+            .exclude(kind=StepKind.COMPENSATION)
+            .values_list("pk", "kind")
+        )
+        execution_transition(
+            execution,
+            ExecutionStatus.CANCELLING,
+            error={"code": "cancelled", "message": "cancelled on request"},
+        )
+        now = timezone.now()
+        cancelled_steps = steps_transition(
+            StepRun.objects.filter(execution=execution, kind=StepKind.STEP),
+            [*STEP_NOT_STARTED, StepStatus.RUNNING],
+            StepStatus.CANCELLED,
+            finished_at=now,
+        )
+        steps_transition(
+            StepRun.objects.filter(execution=execution, kind=StepKind.SHARD),
+            [*STEP_NOT_STARTED, StepStatus.RUNNING],
+            StepStatus.CANCELLED,
+            finished_at=now,
+        )
+        # Shards are left to finish their chord (a revoked chord member never completes it).
+        terminate = [f"mc-step-{pk}" for pk, kind in running if kind == StepKind.STEP]
+        if terminate:
+            transaction.on_commit(lambda: current_app.control.revoke(terminate, terminate=True, signal="SIGTERM"))
+        _steps_done(execution, cancelled_steps)
+    execution.refresh_from_db()
+    return execution
+
+
+def stalled_steps_recover() -> int:
+    """Re-send steps whose message was lost (broker restarted, flushed); return how many.
+
+    A queued or retrying step older than the broker's visibility timeout, or a running
+    one past its hard time limit by that much, has no message left that will deliver it.
+    Re-sending uses the same task id; a step that is in fact still running is protected by
+    its claim.
+    """
+    margin = timedelta(seconds=settings.MC_BROKER_VISIBILITY_TIMEOUT + 60)
+    now = timezone.now()
+    messages = []
+    with transaction.atomic():
+        waiting = StepRun.objects.filter(
+            status__in=[StepStatus.QUEUED, StepStatus.RETRYING], queued_at__lt=now - margin
+        ).exclude(kind=StepKind.SHARD)
+        for step in waiting:
+            messages.append(message_for(step))
+        transaction.on_commit(lambda: send_steps(messages))
+    return len(messages)

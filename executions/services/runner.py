@@ -1,0 +1,341 @@
+"""Running one step on a worker: claim it, render its inputs, run its package, record the outcome.
+
+Claiming and recording are short transactions; the package runs outside any transaction.
+A message delivered again (worker lost, broker redelivery) finds the step already
+claimed or finished and does nothing twice: outputs are recorded only by the attempt
+that holds the claim.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from executions.artifacts import ArtifactStore
+from executions.expressions import ExpressionError, references, render
+from executions.packages.base import InputInvalid, PackageSettings, StepContext, StepFailed
+from executions.packages.registry import UnknownPackage, default_registry
+from executions.choices import MAX_LOST_ATTEMPTS, ExecutionStatus, StepKind, StepStatus
+from executions.models import StepRun
+from executions.services.dispatch import (
+    backoff_delay,
+    join_if_settled,
+    lock_execution,
+    lock_step,
+    step_finished,
+)
+from executions.transitions import step_transition
+from workflows.manifest import canonical_json, sha256_digest
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A step this worker now runs, with what it needs to run it."""
+
+    step: StepRun
+    attempt: int
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredOutputs:
+    inline: dict[str, Any] | None
+    ref: str
+    digest: str
+
+
+@dataclass
+class StepLog:
+    """A step's log for one attempt, capped so a chatty package cannot fill the database."""
+
+    limit: int
+    lines: list[str] = field(default_factory=list)
+    size: int = 0
+    truncated: bool = False
+
+    def write(self, line: str) -> None:
+        if self.truncated:
+            return
+        if self.size + len(line) + 1 > self.limit:
+            self.lines.append("[log truncated]")
+            self.truncated = True
+            return
+        self.lines.append(line)
+        self.size += len(line) + 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _now_iso() -> str:
+    return timezone.now().isoformat()
+
+
+def step_claim(step_pk: int, *, worker: str) -> Claim | None:
+    """Start a new attempt of a queued, retrying or lost step; None if there is nothing to run."""
+    with transaction.atomic():
+        try:
+            step = StepRun.objects.select_for_update(of=("self",)).select_related("execution").get(pk=step_pk)
+        except StepRun.DoesNotExist:
+            return None
+        attempts = list(step.attempts)
+        lost = step.lost_attempts
+        if step.status == StepStatus.RUNNING:
+            # Delivered again while marked running: the worker of the last attempt was lost.
+            if attempts and attempts[-1].get("outcome") is None:
+                attempts[-1].update(outcome="lost", finished_at=_now_iso())
+            lost += 1
+            if lost > MAX_LOST_ATTEMPTS:
+                step.attempts, step.lost_attempts = attempts, lost
+                _fail(step, {"code": "worker_lost", "message": f"lost {lost} workers running this step"})
+                return None
+        elif step.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
+            return None
+        now = timezone.now()
+        attempt = step.attempt + 1
+        attempts.append({"attempt": attempt, "worker": worker, "started_at": now.isoformat(), "outcome": None})
+        step_transition(
+            step,
+            StepStatus.RUNNING,
+            attempt=attempt,
+            attempts=attempts,
+            lost_attempts=lost,
+            worker=worker,
+            started_at=step.started_at or now,
+            next_attempt_at=None,
+        )
+    return Claim(step=step, attempt=attempt, inputs=step.execution.inputs)
+
+
+def _fail(step: StepRun, error: dict[str, Any]) -> None:
+    """Fail ``step`` for good inside a transaction (locks the execution first)."""
+    execution = lock_execution(step.execution_id)
+    locked = lock_step(step.pk)
+    locked.attempts, locked.lost_attempts = step.attempts, step.lost_attempts
+    step_transition(
+        locked,
+        StepStatus.FAILED,
+        finished_at=timezone.now(),
+        error=error,
+        attempts=locked.attempts,
+        lost_attempts=locked.lost_attempts,
+    )
+    step_finished(execution, locked)
+    if locked.kind == StepKind.SHARD and locked.parent_id is not None:
+        join_if_settled(locked.parent_id)
+
+
+def outputs_store(outputs: dict[str, Any]) -> StoredOutputs:
+    """Digest outputs; keep them inline when small, else in the artifact store by digest."""
+    data = canonical_json(outputs)
+    digest = sha256_digest(data)
+    if len(data) <= settings.MC_OUTPUT_INLINE_LIMIT:
+        return StoredOutputs(outputs, "", digest)
+    return StoredOutputs(None, ArtifactStore().put(data, content_type="application/json"), digest)
+
+
+def outputs_load(step: StepRun) -> Any:
+    if step.outputs_ref:
+        return json.loads(ArtifactStore().get(step.outputs_ref))
+    return step.outputs
+
+
+def _attempt_closed(step: StepRun, attempt: int, outcome: str, error: dict[str, Any] | None = None) -> list[Any]:
+    attempts = list(step.attempts)
+    for record in reversed(attempts):
+        if record.get("attempt") == attempt:
+            record.update(outcome=outcome, finished_at=_now_iso())
+            if error:
+                record["error"] = error.get("message", "")
+            break
+    return attempts
+
+
+def _log_append(step: StepRun, attempt: int, worker: str, log: StepLog) -> str:
+    header = f"--- attempt {attempt} on {worker} ---"
+    text = "\n".join(part for part in (step.log, header, log.text()) if part)
+    limit = settings.MC_STEP_LOG_LIMIT
+    return text if len(text) <= limit else "[earlier log truncated]\n" + text[-limit:]
+
+
+def _holds_claim(step: StepRun, attempt: int) -> bool:
+    return step.status == StepStatus.RUNNING and step.attempt == attempt
+
+
+def step_succeed(claim: Claim, *, outputs: dict[str, Any], input_digest: str, log: StepLog) -> bool:
+    """Record a successful attempt and release what depends on it; False if the claim was lost."""
+    stored = outputs_store(outputs)
+    with transaction.atomic():
+        execution = lock_execution(claim.step.execution_id)
+        step = lock_step(claim.step.pk)
+        if not _holds_claim(step, claim.attempt):
+            return False
+        step_transition(
+            step,
+            StepStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            outputs=stored.inline,
+            outputs_ref=stored.ref,
+            output_digest=stored.digest,
+            input_digest=input_digest,
+            error=None,
+            attempts=_attempt_closed(step, claim.attempt, "succeeded"),
+            log=_log_append(step, claim.attempt, step.worker, log),
+        )
+        step_finished(execution, step)
+    return True
+
+
+def step_attempt_failed(
+    claim_step_pk: int, attempt: int, *, error: dict[str, Any], retryable: bool, input_digest: str, log: StepLog
+) -> float | None:
+    """Record a failed attempt. Returns the backoff delay when another attempt is due, else None."""
+    with transaction.atomic():
+        execution = lock_execution(StepRun.objects.values_list("execution_id", flat=True).get(pk=claim_step_pk))
+        step = lock_step(claim_step_pk)
+        if not _holds_claim(step, attempt):
+            return None
+        attempts = _attempt_closed(step, attempt, "failed", error)
+        log_text = _log_append(step, attempt, step.worker, log)
+        counted = step.attempt - step.lost_attempts
+        if retryable and counted < step.max_attempts and execution.status == ExecutionStatus.RUNNING:
+            delay = backoff_delay(counted)
+            next_at = timezone.now() + timedelta(seconds=delay)
+            step_transition(
+                step,
+                StepStatus.RETRYING,
+                error=error,
+                attempts=attempts,
+                log=log_text,
+                input_digest=input_digest,
+                next_attempt_at=next_at,
+                queued_at=next_at,
+            )
+            return delay
+        step_transition(
+            step,
+            StepStatus.FAILED,
+            finished_at=timezone.now(),
+            error=error,
+            attempts=attempts,
+            log=log_text,
+            input_digest=input_digest,
+        )
+        step_finished(execution, step)
+    return None
+
+
+def crash_error(exc: BaseException) -> dict[str, Any]:
+    """The error record of an unexpected exception, keeping its traceback."""
+    return {
+        "code": "crashed",
+        "message": f"{type(exc).__name__}: {exc}",
+        "retryable": True,
+        "traceback": "".join(traceback.format_exception(exc))[-8000:],
+    }
+
+
+def _package_settings() -> PackageSettings:
+    return PackageSettings(
+        http_allowed_hosts=tuple(settings.MC_HTTP_ALLOWED_HOSTS),
+        python_allowed_modules=tuple(settings.MC_PYTHON_ALLOWED_MODULES),
+    )
+
+
+def _render(step: StepRun, inputs: dict[str, Any]) -> Any:
+    names = {ref.name for _, ref in references(step.with_template) if ref.kind == "steps"}
+    outputs = {}
+    if names:
+        rows = StepRun.objects.filter(
+            execution_id=step.execution_id, kind=StepKind.STEP, step_id__in=names, status=StepStatus.SUCCEEDED
+        )
+        outputs = {row.step_id: outputs_load(row) for row in rows}
+    matrix = step.matrix if step.kind == StepKind.SHARD else None
+    return render(step.with_template, inputs=inputs, steps=outputs, matrix=matrix)
+
+
+def _failure(exc: BaseException, timeout: int) -> tuple[dict[str, Any], bool]:
+    """The error record of a failed attempt and whether another attempt may help."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return {"code": "timeout", "message": f"timed out after {timeout} s", "retryable": True}, True
+    if isinstance(exc, InputInvalid):
+        details = exc.details or []
+        return {"code": "input_invalid", "message": exc.message, "details": details, "retryable": False}, False
+    if isinstance(exc, StepFailed):
+        error = {"code": "step_failed", "message": exc.message, "retryable": exc.retryable}
+        if exc.details:
+            error["details"] = exc.details
+        return error, exc.retryable
+    if isinstance(exc, ExpressionError):
+        return {"code": "expression_error", "message": str(exc), "retryable": False}, False
+    if isinstance(exc, UnknownPackage):
+        return {"code": "unknown_package", "message": str(exc), "retryable": False}, False
+    return crash_error(exc), True
+
+
+def step_execute(step_pk: int, *, worker: str) -> float | None:
+    """Run one attempt of a step. Returns the delay before the next attempt, or None when done."""
+    claim = step_claim(step_pk, worker=worker)
+    if claim is None:
+        return None
+    step = claim.step
+    log = StepLog(settings.MC_STEP_LOG_LIMIT)
+    input_digest = ""
+    try:
+        with_ = _render(step, claim.inputs)
+        input_digest = sha256_digest(canonical_json(with_))
+        package = default_registry().resolve(step.uses)
+        problems = package.check_input(with_)
+        if problems:
+            details = [{"path": "/with" + problem.path, "message": problem.message} for problem in problems]
+            raise InputInvalid(f"invalid inputs for {step.uses}: {details[0]['path']} {details[0]['message']}", details=details)
+        context = StepContext(
+            execution_id=str(step.execution_id),
+            step_id=step.step_id,
+            attempt=claim.attempt,
+            resource_class=step.resource_class,
+            timeout_seconds=step.timeout_seconds,
+            log=log.write,
+            artifacts=ArtifactStore(),
+            settings=_package_settings(),
+        )
+        outputs = package.run(context, with_)
+        if not isinstance(outputs, dict):
+            raise StepFailed(f"{step.uses} returned {type(outputs).__name__}, not an object", retryable=False)
+    except Exception as exc:  # noqa: BLE001 - every failure of a package is recorded on its step
+        error, retryable = _failure(exc, step.timeout_seconds)
+        return step_attempt_failed(
+            step.pk, claim.attempt, error=error, retryable=retryable, input_digest=input_digest, log=log
+        )
+    try:
+        step_succeed(claim, outputs=outputs, input_digest=input_digest, log=log)
+    except (TypeError, ValueError) as exc:  # outputs that are not plain JSON
+        error = {"code": "invalid_outputs", "message": f"outputs are not JSON: {exc}", "retryable": False}
+        return step_attempt_failed(step.pk, claim.attempt, error=error, retryable=False, input_digest=input_digest, log=log)
+    return None
+
+
+def step_hard_timeout(step_pk: int, timeout: int) -> float | None:
+    """The worker killed an attempt at its hard time limit: record it as a timeout."""
+    step = StepRun.objects.filter(pk=step_pk).first()
+    if step is None or step.status != StepStatus.RUNNING:
+        return None
+    error = {"code": "timeout", "message": f"killed at the hard time limit after {timeout} s", "retryable": True}
+    # A shard cannot be sent again into its chord after the chord counted it as failed.
+    retryable = step.kind != StepKind.SHARD
+    delay = step_attempt_failed(
+        step.pk, step.attempt, error=error, retryable=retryable, input_digest=step.input_digest,
+        log=StepLog(settings.MC_STEP_LOG_LIMIT),
+    )
+    if step.kind == StepKind.SHARD and step.parent_id is not None:
+        with transaction.atomic():
+            join_if_settled(step.parent_id)
+    return delay

@@ -1,0 +1,70 @@
+"""A worker killed in the middle of a step: the step runs again and its outputs are recorded once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executions.choices import ExecutionStatus, StepStatus
+from executions.services import execution_create
+from executions.tests.conftest import steps_by_id, wait_finished, workflow_doc
+from tests.workers import WorkerProcess, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+DOC = workflow_doc(
+    "crash",
+    [
+        {"id": "before", "uses": "pkg:mc/echo@1", "with": {"message": "x"}},
+        {"id": "victim", "uses": "pkg:mc/sleep@1", "with": {"seconds": 1.5}, "needs": ["before"]},
+        {"id": "after", "uses": "pkg:mc/echo@1", "with": {"message": "${{ steps.victim.outputs.slept }}"}, "needs": ["victim"]},
+    ],
+)
+
+
+def _start(publish: Any, tenant: Any, runner_user: Any) -> Any:
+    version = publish(DOC)
+    execution, _ = execution_create(tenant=tenant, actor=runner_user, workflow=version.workflow)
+    wait_until(lambda: steps_by_id(execution)["victim"].status == StepStatus.RUNNING, message="victim to start")
+    return execution
+
+
+def _assert_recovered(execution: Any) -> None:
+    execution = wait_finished(execution, timeout=60)
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    victim = steps_by_id(execution)["victim"]
+    outcomes = [attempt["outcome"] for attempt in victim.attempts]
+    assert outcomes == ["lost", "succeeded"], victim.attempts
+    assert victim.lost_attempts == 1
+    assert steps_by_id(execution)["after"].outputs == {"message": 1.5}
+    assert all(len(step.attempts) == 1 for key, step in steps_by_id(execution).items() if key != "victim")
+
+
+def test_killing_the_pool_process_mid_step_redelivers_it(
+    worker: WorkerProcess, publish: Any, tenant: Any, runner_user: Any
+) -> None:
+    execution = _start(publish, tenant, runner_user)
+    for pid in worker.pool_pids():
+        os.kill(pid, signal.SIGKILL)
+    _assert_recovered(execution)
+
+
+def test_killing_the_whole_worker_mid_step_redelivers_it_to_the_next_worker(
+    worker: WorkerProcess, publish: Any, tenant: Any, runner_user: Any, worker_log_dir: Path
+) -> None:
+    execution = _start(publish, tenant, runner_user)
+    worker.kill()  # SIGKILL to the main process and its pool: no ack, no goodbye
+    # A new worker that sweeps unacknowledged messages older than 4 s (longer than the step).
+    rescuer = WorkerProcess(
+        worker_log_dir,
+        name="mc-rescuer",
+        env={"MC_BROKER_VISIBILITY_TIMEOUT": "4", "MC_BROKER_RESTORE_INTERVAL": "1", "MC_RETRY_BACKOFF_CAP": "1"},
+    ).start()
+    try:
+        _assert_recovered(execution)
+    finally:
+        rescuer.stop()

@@ -1,0 +1,49 @@
+"""The one place each status changes: legal transitions only, saved with ``update_fields``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import QuerySet
+
+from executions.choices import EXECUTION_TRANSITIONS, STEP_TRANSITIONS
+from executions.models import Execution, StepRun
+
+
+class IllegalTransition(RuntimeError):
+    """A bug: code asked for a status change the transition table forbids."""
+
+
+def execution_transition(execution: Execution, to: str, **fields: Any) -> Execution:
+    """Move ``execution`` (a row locked by the caller) to ``to``, setting ``fields`` too."""
+    if to not in EXECUTION_TRANSITIONS[execution.status]:
+        raise IllegalTransition(f"execution {execution.pk}: {execution.status} -> {to}")
+    execution.status = to
+    for name, value in fields.items():
+        setattr(execution, name, value)
+    execution.save(update_fields=["status", *fields])
+    return execution
+
+
+def step_transition(step: StepRun, to: str, **fields: Any) -> StepRun:
+    """Move ``step`` (a row locked by the caller) to ``to``, setting ``fields`` too."""
+    if to not in STEP_TRANSITIONS[step.status]:
+        raise IllegalTransition(f"step {step.step_id} of {step.execution_id}: {step.status} -> {to}")
+    step.status = to
+    for name, value in fields.items():
+        setattr(step, name, value)
+    step.save(update_fields=["status", *fields])
+    return step
+
+
+def steps_transition(steps: QuerySet[StepRun], from_statuses: Iterable[str], to: str, **fields: Any) -> int:
+    """Move every step of ``steps`` that is in one of ``from_statuses`` to ``to``; return how many.
+
+    A conditional UPDATE, so a step that moved on concurrently is left alone.
+    """
+    sources = list(from_statuses)
+    for source in sources:
+        if to not in STEP_TRANSITIONS[source]:
+            raise IllegalTransition(f"steps: {source} -> {to}")
+    return steps.filter(status__in=sources).update(status=to, **fields)
