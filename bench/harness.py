@@ -30,6 +30,8 @@ class Result:
     p95: float
     mean: float
     min: float
+    p99: float = 0.0
+    max: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The result as a JSON-ready dict."""
@@ -53,23 +55,40 @@ def run(name: str, fn: Callable[[], object], *, repeat: int = 50, warmup: int = 
         start = time.perf_counter_ns()
         fn()
         samples.append((time.perf_counter_ns() - start) / _NS_PER_MS)
-    samples.sort()
+    return summarize(name, samples)
+
+
+def summarize(name: str, samples_ms: Sequence[float]) -> Result:
+    """Summarise samples (in ms) taken elsewhere, e.g. latencies read from database rows."""
+    if not samples_ms:
+        raise ValueError("no samples")
+    ordered = sorted(samples_ms)
     return Result(
         name=name,
-        repeat=repeat,
-        p50=_percentile(samples, 0.50),
-        p95=_percentile(samples, 0.95),
-        mean=statistics.fmean(samples),
-        min=samples[0],
+        repeat=len(ordered),
+        p50=_percentile(ordered, 0.50),
+        p95=_percentile(ordered, 0.95),
+        mean=statistics.fmean(ordered),
+        min=ordered[0],
+        p99=_percentile(ordered, 0.99),
+        max=ordered[-1],
     )
 
 
-def print_table(rows: Sequence[Result]) -> None:
-    """Print results as an aligned table, one row per result."""
+def print_table(rows: Sequence[Result], *, p99: bool = False) -> None:
+    """Print results as an aligned table, one row per result; ``p99`` adds the p99 and max columns."""
     headers = ("name", "repeat", "p50 ms", "p95 ms", "mean ms", "min ms")
     cells = [(r.name, str(r.repeat), f"{r.p50:.2f}", f"{r.p95:.2f}", f"{r.mean:.2f}", f"{r.min:.2f}") for r in rows]
+    if p99:
+        headers = (*headers, "p99 ms", "max ms")
+        cells = [(*row, f"{r.p99:.2f}", f"{r.max:.2f}") for row, r in zip(cells, rows, strict=True)]
+    print_rows(headers, cells)
+
+
+def print_rows(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> None:
+    """Print an aligned table: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in [headers, *cells]) for i in range(len(headers))]
-    for row in [headers, tuple("-" * w for w in widths), *cells]:
+    for row in [tuple(headers), tuple("-" * w for w in widths), *cells]:
         first, *rest = row
         print("  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]))
 

@@ -193,7 +193,9 @@ def render(
         parts = parse(value)
         if len(parts) == 1 and isinstance(parts[0], Reference):
             return copy.deepcopy(_lookup(parts[0], inputs, steps, matrix))
-        return "".join(part if isinstance(part, str) else _as_text(_lookup(part, inputs, steps, matrix)) for part in parts)
+        return "".join(
+            part if isinstance(part, str) else _as_text(_lookup(part, inputs, steps, matrix)) for part in parts
+        )
     if isinstance(value, dict):
         return {key: render(child, inputs=inputs, steps=steps, matrix=matrix) for key, child in value.items()}
     if isinstance(value, list):
@@ -207,7 +209,9 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _lookup(ref: Reference, inputs: dict[str, Any], steps: dict[str, dict[str, Any]], matrix: dict[str, Any] | None) -> Any:
+def _lookup(
+    ref: Reference, inputs: dict[str, Any], steps: dict[str, dict[str, Any]], matrix: dict[str, Any] | None
+) -> Any:
     if ref.kind == "inputs":
         if ref.name not in inputs:
             raise ExpressionError(f"{ref.text}: input {ref.name!r} has no value")

@@ -11,7 +11,16 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .graph import TaskGraph, matrix_shards, ordered, read_graph, shard_count, stages, topological_order, transitive_needs
+from .graph import (
+    TaskGraph,
+    matrix_shards,
+    ordered,
+    read_graph,
+    shard_count,
+    stages,
+    topological_order,
+    transitive_needs,
+)
 from .packages.base import RESOURCE_CLASSES, Cost, TaskPackage, has_expression
 from .packages.registry import PackageRegistry, default_registry
 

@@ -16,7 +16,5 @@ urlpatterns = [
     path(
         "executions/<uuid:execution_id>/steps/<str:step_id>/logs", apis.StepLogApi.as_view(), name="execution-step-logs"
     ),
-    path(
-        "workflows/<uuid:workflow_id>/versions/<version:version>/plan", apis.PlanApi.as_view(), name="workflow-plan"
-    ),
+    path("workflows/<uuid:workflow_id>/versions/<version:version>/plan", apis.PlanApi.as_view(), name="workflow-plan"),
 ]

@@ -28,6 +28,8 @@ TEST_WORKER_ENV = {
     "MC_RETRY_BACKOFF_CAP": "5",
     "MC_STEP_TIMEOUT_GRACE": "2",
     "MC_LOG_LEVEL": "INFO",
+    "MC_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+    "MC_PYTHON_ALLOWED_MODULES": "executions.packages.samples,executions.tests.stubborn",
 }
 
 
@@ -61,9 +63,25 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "mc_project", "worker",
-                "-Q", QUEUES, "-c", str(self.concurrency), "-P", "prefork",
-                "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle", "-E", "-l", "INFO",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mc_project",
+                "worker",
+                "-Q",
+                QUEUES,
+                "-c",
+                str(self.concurrency),
+                "-P",
+                "prefork",
+                "-n",
+                f"{self.name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-E",
+                "-l",
+                "INFO",
             ],
             cwd=ROOT,
             env=env,

@@ -13,12 +13,12 @@ import semver
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from executions.packages.registry import package_problems
 from mc_project.errors import Conflict, ValidationFailed
 from mc_project.tenancy.models import Tenant
 from receipts.models import Receipt
 from receipts.services import publish_record_create
 from workflows.choices import Bump, VersionState
-from executions.packages.registry import package_problems
 from workflows.manifest import canonical_json, check_manifest, sha256_digest
 from workflows.models import Workflow, WorkflowVersion
 

@@ -135,7 +135,7 @@ def _send(method: str, url: httpx.URL, with_: dict[str, Any], timeout: float) ->
         body["json"] = with_["json"]
     elif "body" in with_:
         body["content"] = with_["body"].encode("utf-8")
-    # trust_env=False: no proxy settings or ~/.netrc credentials from the worker's environment.
+    # trust_env=False: no proxy settings (or other HTTP configuration) from the worker's environment.
     with (
         httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client,
         client.stream(method, url, headers=with_.get("headers"), **body) as response,

@@ -141,7 +141,7 @@ def _start(argv: list[str], workdir: str, env: dict[str, str], cpu_seconds: int,
             stderr=subprocess.PIPE,
             close_fds=True,
             start_new_session=True,  # its own process group, killed as a whole
-            preexec_fn=apply_limits,  # noqa: PLW1509  the worker's task process is single-threaded
+            preexec_fn=apply_limits,
         )
     except FileNotFoundError as error:
         raise InputInvalid(f"program {argv[0]!r} not found (PATH is {env['PATH']})") from error

@@ -8,6 +8,7 @@ several matches the highest version wins, releases before pre-releases.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import re
@@ -18,7 +19,6 @@ from typing import Any
 from jsonschema import SchemaError
 
 from workflows.manifest import Problem
-from workflows.manifest.messages import did_you_mean
 from workflows.manifest.pointers import pointer
 from workflows.manifest.schema import compile_pattern, schema_document
 
@@ -105,13 +105,26 @@ class PackageRegistry:
         requested = match["version"]
         versions = self._by_name.get(key)
         if not versions:
-            latest = [f"pkg:{ns}/{name}@{max(v, key=version_key)}" for (ns, name), v in self._by_name.items()]
-            raise UnknownPackage(f"unknown package {uses!r}{did_you_mean(uses, latest)}")
+            raise UnknownPackage(f"unknown package {uses!r}{self._suggestion(key)}")
         matching = [version for version in versions if version_matches(requested, version)]
         if not matching:
             known = ", ".join(sorted(versions, key=version_key))
             raise UnknownPackage(f"unknown version {requested!r} of pkg:{key[0]}/{key[1]}; known versions: {known}")
         return versions[max(matching, key=version_key)]
+
+    def _suggestion(self, key: tuple[str, str]) -> str:
+        """`` (did you mean 'pkg:ns/name@version'?)`` for a close namespace/name, else ``""``.
+
+        Names are compared without versions, so ``pkg:acme/undo@1`` is not "close" to
+        ``pkg:mc/echo@1`` just because both end in ``@1``.
+        """
+        names = {f"{ns}/{name}": (ns, name) for ns, name in self._by_name}
+        close = difflib.get_close_matches(f"{key[0]}/{key[1]}", list(names), n=1)
+        if not close:
+            return ""
+        ns, name = names[close[0]]
+        latest = max(self._by_name[ns, name], key=version_key)
+        return f" (did you mean 'pkg:{ns}/{name}@{latest}'?)"
 
     def __contains__(self, uses: object) -> bool:
         try:

@@ -20,11 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from executions.artifacts import ArtifactStore
+from executions.choices import MAX_LOST_ATTEMPTS, ExecutionStatus, StepKind, StepStatus
 from executions.expressions import ExpressionError, references, render
+from executions.models import StepRun
 from executions.packages.base import InputInvalid, PackageSettings, StepContext, StepFailed
 from executions.packages.registry import UnknownPackage, default_registry
-from executions.choices import MAX_LOST_ATTEMPTS, ExecutionStatus, StepKind, StepStatus
-from executions.models import StepRun
 from executions.services.dispatch import (
     backoff_delay,
     join_if_settled,
@@ -296,7 +296,9 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
         problems = package.check_input(with_)
         if problems:
             details = [{"path": "/with" + problem.path, "message": problem.message} for problem in problems]
-            raise InputInvalid(f"invalid inputs for {step.uses}: {details[0]['path']} {details[0]['message']}", details=details)
+            raise InputInvalid(
+                f"invalid inputs for {step.uses}: {details[0]['path']} {details[0]['message']}", details=details
+            )
         context = StepContext(
             execution_id=str(step.execution_id),
             step_id=step.step_id,
@@ -310,7 +312,7 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
         outputs = package.run(context, with_)
         if not isinstance(outputs, dict):
             raise StepFailed(f"{step.uses} returned {type(outputs).__name__}, not an object", retryable=False)
-    except Exception as exc:  # noqa: BLE001 - every failure of a package is recorded on its step
+    except Exception as exc:
         error, retryable = _failure(exc, step.timeout_seconds)
         return step_attempt_failed(
             step.pk, claim.attempt, error=error, retryable=retryable, input_digest=input_digest, log=log
@@ -319,7 +321,9 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
         step_succeed(claim, outputs=outputs, input_digest=input_digest, log=log)
     except (TypeError, ValueError) as exc:  # outputs that are not plain JSON
         error = {"code": "invalid_outputs", "message": f"outputs are not JSON: {exc}", "retryable": False}
-        return step_attempt_failed(step.pk, claim.attempt, error=error, retryable=False, input_digest=input_digest, log=log)
+        return step_attempt_failed(
+            step.pk, claim.attempt, error=error, retryable=False, input_digest=input_digest, log=log
+        )
     return None
 
 
@@ -332,7 +336,11 @@ def step_hard_timeout(step_pk: int, timeout: int) -> float | None:
     # A shard cannot be sent again into its chord after the chord counted it as failed.
     retryable = step.kind != StepKind.SHARD
     delay = step_attempt_failed(
-        step.pk, step.attempt, error=error, retryable=retryable, input_digest=step.input_digest,
+        step.pk,
+        step.attempt,
+        error=error,
+        retryable=retryable,
+        input_digest=step.input_digest,
         log=StepLog(settings.MC_STEP_LOG_LIMIT),
     )
     if step.kind == StepKind.SHARD and step.parent_id is not None:

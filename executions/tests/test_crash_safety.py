@@ -21,7 +21,12 @@ DOC = workflow_doc(
     [
         {"id": "before", "uses": "pkg:mc/echo@1", "with": {"message": "x"}},
         {"id": "victim", "uses": "pkg:mc/sleep@1", "with": {"seconds": 1.5}, "needs": ["before"]},
-        {"id": "after", "uses": "pkg:mc/echo@1", "with": {"message": "${{ steps.victim.outputs.slept }}"}, "needs": ["victim"]},
+        {
+            "id": "after",
+            "uses": "pkg:mc/echo@1",
+            "with": {"message": "${{ steps.victim.outputs.slept }}"},
+            "needs": ["victim"],
+        },
     ],
 )
 

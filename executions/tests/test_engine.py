@@ -35,7 +35,9 @@ def ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def test_dag_runs_in_dependency_order_with_parallel_branches(worker: WorkerProcess, publish: Any, client: APIClient) -> None:
+def test_dag_runs_in_dependency_order_with_parallel_branches(
+    worker: WorkerProcess, publish: Any, client: APIClient
+) -> None:
     version = publish(
         workflow_doc(
             "order",
@@ -106,16 +108,19 @@ def test_matrix_runs_as_a_chord_and_joins_outputs_in_order(
                     "with": {"message": "${{ matrix.size }}-${{ matrix.n }}"},
                     "strategy": {"matrix": {"size": ["s", "m"], "n": [1, 2, 3]}},
                 },
-                {"id": "join", "uses": "pkg:mc/echo@1", "with": {"message": "${{ steps.fan.outputs.shards }}"}, "needs": ["fan"]},
+                {
+                    "id": "join",
+                    "uses": "pkg:mc/echo@1",
+                    "with": {"message": "${{ steps.fan.outputs.shards }}"},
+                    "needs": ["fan"],
+                },
             ],
         )
     )
     execution = wait_finished(start(client, version))
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
     shards = list(StepRun.objects.filter(execution=execution, kind="shard").order_by("shard_index"))
-    assert [s.matrix for s in shards] == [
-        {"size": size, "n": n} for size in ("s", "m") for n in (1, 2, 3)
-    ]
+    assert [s.matrix for s in shards] == [{"size": size, "n": n} for size in ("s", "m") for n in (1, 2, 3)]
     expected = [{"message": f"{size}-{n}"} for size in ("s", "m") for n in (1, 2, 3)]
     steps = steps_by_id(execution)
     assert steps["fan"].outputs == {"shards": expected}
@@ -123,9 +128,14 @@ def test_matrix_runs_as_a_chord_and_joins_outputs_in_order(
     assert "executions.join_shards" in worker.log_path.read_text(errors="replace")
 
 
-def test_retries_back_off_with_growing_gaps_then_succeed(worker: WorkerProcess, publish: Any, client: APIClient) -> None:
+def test_retries_back_off_with_growing_gaps_then_succeed(
+    worker: WorkerProcess, publish: Any, client: APIClient
+) -> None:
     version = publish(
-        workflow_doc("retry", [{"id": "flaky", "uses": "pkg:mc/fail@1", "with": {"times": 3, "message": "not yet"}, "retries": 4}])
+        workflow_doc(
+            "retry",
+            [{"id": "flaky", "uses": "pkg:mc/fail@1", "with": {"times": 3, "message": "not yet"}, "retries": 4}],
+        )
     )
     execution = wait_finished(start(client, version))
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
@@ -150,8 +160,20 @@ def test_running_out_of_retries_fails_skips_and_compensates_in_reverse_order(
             "saga",
             [
                 {"id": "reserve", "uses": "pkg:mc/echo@1", "with": {"message": "r"}, "compensate": undo("reserve")},
-                {"id": "charge", "uses": "pkg:mc/echo@1", "with": {"message": "c"}, "needs": ["reserve"], "compensate": undo("charge")},
-                {"id": "ship", "uses": "pkg:mc/fail@1", "with": {"message": "no truck"}, "needs": ["charge"], "retries": 1},
+                {
+                    "id": "charge",
+                    "uses": "pkg:mc/echo@1",
+                    "with": {"message": "c"},
+                    "needs": ["reserve"],
+                    "compensate": undo("charge"),
+                },
+                {
+                    "id": "ship",
+                    "uses": "pkg:mc/fail@1",
+                    "with": {"message": "no truck"},
+                    "needs": ["charge"],
+                    "retries": 1,
+                },
                 {"id": "notify", "uses": "pkg:mc/echo@1", "with": {"message": "done"}, "needs": ["ship"]},
                 {"id": "audit", "uses": "pkg:mc/echo@1", "with": {"message": "a"}},
             ],
@@ -222,16 +244,86 @@ def test_cancel_stops_running_and_pending_steps(worker: WorkerProcess, publish: 
     again = client.post(f"/api/executions/{execution.pk}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "execution_not_cancellable"
     # The pool process running the sleep was terminated: the worker is free again.
-    quick = wait_finished(start(client, publish(workflow_doc("quick", [{"id": "x", "uses": "pkg:mc/echo@1", "with": {"message": 1}}]))))
+    quick = wait_finished(
+        start(client, publish(workflow_doc("quick", [{"id": "x", "uses": "pkg:mc/echo@1", "with": {"message": 1}}])))
+    )
     assert quick.status == ExecutionStatus.SUCCEEDED
 
 
-def test_shell_arguments_are_never_interpreted_by_a_shell(worker: WorkerProcess, publish: Any, client: APIClient) -> None:
+def test_shell_arguments_are_never_interpreted_by_a_shell(
+    worker: WorkerProcess, publish: Any, client: APIClient
+) -> None:
     version = publish(
-        workflow_doc("shell", [{"id": "say", "uses": "pkg:mc/shell@1", "with": {"argv": ["echo", "; rm -rf / && echo pwned"]}}])
+        workflow_doc(
+            "shell", [{"id": "say", "uses": "pkg:mc/shell@1", "with": {"argv": ["echo", "; rm -rf / && echo pwned"]}}]
+        )
     )
     execution = wait_finished(start(client, version))
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
     outputs = steps_by_id(execution)["say"].outputs
     assert outputs["stdout"] == "; rm -rf / && echo pwned\n"
     assert outputs["exit_code"] == 0
+
+
+def test_a_package_ignoring_the_soft_limit_is_killed_at_the_hard_limit(
+    worker: WorkerProcess, publish: Any, client: APIClient
+) -> None:
+    # The test worker allows executions.tests.stubborn (tests/workers.py).
+    version = publish(
+        workflow_doc(
+            "stubborn",
+            [
+                {
+                    "id": "hang",
+                    "uses": "pkg:mc/python@1",
+                    "with": {"callable": "executions.tests.stubborn:ignore_soft_limit", "args": {"seconds": 30}},
+                    "timeout_seconds": 1,
+                },
+            ],
+        )
+    )
+    execution = wait_finished(start(client, version), timeout=30)
+    assert execution.status == ExecutionStatus.FAILED
+    step = steps_by_id(execution)["hang"]
+    assert step.error["code"] == "timeout" and "hard time limit" in step.error["message"]
+    assert (step.finished_at - step.started_at).total_seconds() < 15
+    quick = wait_finished(
+        start(
+            client, publish(workflow_doc("after-hang", [{"id": "x", "uses": "pkg:mc/echo@1", "with": {"message": 1}}]))
+        )
+    )
+    assert quick.status == ExecutionStatus.SUCCEEDED
+
+
+def test_large_outputs_go_to_the_artifact_store_and_still_feed_later_steps(
+    worker: WorkerProcess, publish: Any, client: APIClient
+) -> None:
+    big = "x" * 100_000  # over MC_OUTPUT_INLINE_LIMIT (64 KiB)
+    version = publish(
+        workflow_doc(
+            "big",
+            [
+                {"id": "make", "uses": "pkg:mc/echo@1", "with": {"message": big}},
+                {
+                    "id": "use",
+                    "uses": "pkg:mc/python@1",
+                    "needs": ["make"],
+                    "with": {
+                        "callable": "executions.packages.samples:word_count",
+                        "args": {"text": "${{ steps.make.outputs.message }}"},
+                    },
+                },
+            ],
+        )
+    )
+    execution = wait_finished(start(client, version))
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    steps = steps_by_id(execution)
+    assert steps["make"].outputs is None
+    assert steps["make"].outputs_ref == "sha256:" + steps["make"].output_digest
+    from executions.artifacts import ArtifactStore
+
+    assert ArtifactStore().get(steps["make"].outputs_ref) == ('{"message":"' + big + '"}').encode()
+    assert steps["use"].outputs is not None
+    detail = client.get(f"/api/executions/{execution.pk}/steps/make").json()
+    assert detail["outputs"] is None and detail["outputs_ref"] == steps["make"].outputs_ref

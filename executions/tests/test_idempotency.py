@@ -40,9 +40,7 @@ def test_twenty_concurrent_requests_with_one_key_create_one_execution(
     def one() -> None:
         with httpx.Client(headers={"Authorization": f"Token {token}", "Idempotency-Key": "deploy-42"}, timeout=30) as c:
             barrier.wait()
-            response = c.post(
-                f"{live_server.url}/api/executions", json={"workflow": "idem", "inputs": {"who": "ops"}}
-            )
+            response = c.post(f"{live_server.url}/api/executions", json={"workflow": "idem", "inputs": {"who": "ops"}})
         with lock:
             responses.append(response)
 
