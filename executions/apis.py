@@ -203,7 +203,7 @@ class ExecutionLogApi(APIView):
     @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
     def get(self, request: Request, execution_id: str) -> HttpResponse:
         execution = selectors.execution_get(user=request.user, execution_id=execution_id)
-        lines = []
+        lines: list[str] = []
         for step in selectors.step_list(execution=execution).exclude(log=""):
             label = step.step_id if step.kind == StepKind.STEP else f"{step.step_id}[{step.kind} {step.shard_index}]"
             lines.extend(f"{label} | {line}" for line in step.log.splitlines())

@@ -83,7 +83,12 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
     """Start a new attempt of a queued, retrying or lost step; None if there is nothing to run."""
     with transaction.atomic():
         try:
-            step = StepRun.objects.select_for_update(of=("self",)).select_related("execution").get(pk=step_pk)
+            step = (
+                StepRun.objects.select_for_update(of=("self",))
+                .select_related("execution")
+                .only("execution__inputs", *(f.name for f in StepRun._meta.concrete_fields))
+                .get(pk=step_pk)
+            )
         except StepRun.DoesNotExist:
             return None
         attempts = list(step.attempts)
