@@ -38,6 +38,8 @@ Path = tuple[str | int, ...]
 
 OPEN = "${{"
 CLOSE = "}}"
+#: The one output key of a matrix task: its shards' outputs, in shard order.
+SHARDS_KEY = "shards"
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 _STEP_ID = r"[a-z][a-z0-9_-]{0,62}"
@@ -235,13 +237,13 @@ def _lookup(
 
 
 def merge_shard_outputs(shard_outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The outputs of a matrix task as later steps see them: each key -> its shards' values.
+    """The outputs of a matrix task as later steps see them: ``{"shards": [...]}``.
 
-    Shards in shard order (see planner.matrix_shards); a shard without the key
-    contributes null. ``[{n: 1}, {n: 2}]`` gives ``{n: [1, 2]}``.
+    One entry per shard, each that shard's outputs, in shard order (see
+    planner.matrix_shards): ``${{ steps.fan.outputs.shards }}`` is the list and
+    ``${{ steps.fan.outputs.shards.0.message }}`` the first shard's message.
     """
-    keys = dict.fromkeys(key for outputs in shard_outputs for key in outputs)
-    return {key: [outputs.get(key) for outputs in shard_outputs] for key in keys}
+    return {SHARDS_KEY: list(shard_outputs)}
 
 
 # --- Checking a manifest ------------------------------------------------------------
@@ -251,6 +253,9 @@ class _Checker:
     """Checks the expressions of one manifest; see expression_problems."""
 
     def __init__(self, doc: dict[str, Any], registry: PackageRegistry) -> None:
+        from .packages.registry import UnknownPackage  # the registry imports this module
+
+        self.unknown_package = UnknownPackage
         self.registry = registry
         inputs = doc.get("inputs")
         self.inputs = [name for name in inputs if isinstance(name, str)] if isinstance(inputs, dict) else []
@@ -265,6 +270,9 @@ class _Checker:
 
     def needed_mask(self, task: dict[str, Any]) -> int:
         """Bits of every task ``task`` needs transitively, from its own needs list."""
+        task_id = task.get("id")
+        if isinstance(task_id, str) and self.graph.tasks.get(task_id) is task:
+            return self.masks[task_id]  # not a later duplicate of the id: precomputed
         mask = 0
         needs = task.get("needs")
         for need in needs if isinstance(needs, list) else ():
@@ -294,7 +302,7 @@ class _Checker:
                 return f"unknown input {ref.name!r}{did_you_mean(ref.name, self.inputs)}"
             return None
         if ref.kind == "matrix":
-            return _matrix_problem(task, ref)
+            return _matrix_problem(task, ref, in_compensation)
         return self.step_problem(task, ref, in_compensation)
 
     def step_problem(self, task: dict[str, Any], ref: Reference, in_compensation: bool) -> str | None:
@@ -309,14 +317,20 @@ class _Checker:
         return self.output_problem(ref)
 
     def output_problem(self, ref: Reference) -> str | None:
-        from .packages.registry import UnknownPackage  # the registry imports this module
-
-        uses = self.graph.tasks[ref.name].get("uses")
+        task = self.graph.tasks[ref.name]
+        if matrix_of(task):
+            if ref.path[0] == SHARDS_KEY:
+                return None
+            return (
+                f"step {ref.name!r} is a matrix task: its outputs are 'shards', one entry per shard "
+                f"(e.g. steps.{ref.name}.outputs.shards.0.{ref.path[0]})"
+            )
+        uses = task.get("uses")
         if not isinstance(uses, str):
             return None
         try:
             package = self.registry.resolve(uses)
-        except UnknownPackage:
+        except self.unknown_package:
             return None  # reported at that task's uses
         keys = package.output_keys
         if keys is None or ref.path[0] in keys:
@@ -326,9 +340,11 @@ class _Checker:
         return f"step {ref.name!r} ({package.uses}) has no output {ref.path[0]!r}{hint}; its outputs are: {listed}"
 
 
-def _matrix_problem(task: dict[str, Any], ref: Reference) -> str | None:
+def _matrix_problem(task: dict[str, Any], ref: Reference, in_compensation: bool) -> str | None:
     matrix = matrix_of(task)
     task_id = task.get("id")
+    if in_compensation:
+        return f"{ref.text!r} has no value in a compensate block: it runs once for the whole task, not per shard"
     if not matrix:
         return f"task {task_id!r} has no strategy.matrix, so {ref.text!r} has no value"
     if ref.name not in matrix:
@@ -339,9 +355,10 @@ def _matrix_problem(task: dict[str, Any], ref: Reference) -> str | None:
 def expression_problems(doc: Any, *, registry: PackageRegistry | None = None) -> list[Problem]:
     """Every problem with the expressions in the tasks' and compensations' ``with`` blocks.
 
-    Unknown inputs, steps and matrix keys; steps that are not among the task's
-    transitive needs (a compensate block may also use its own task's outputs);
-    outputs a package does not declare; malformed syntax. Each Problem points at
+    Unknown inputs, steps and matrix keys (a compensate block has none); steps that
+    are not among the task's transitive needs (a compensate block may also use its
+    own task's outputs); outputs a package does not declare, or anything but
+    ``shards`` of a matrix task; malformed syntax. Each Problem points at
     the string holding the expression. Skips what it cannot read.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,22 +109,44 @@ def _walk_ancestors(graph: TaskGraph, start: str) -> int:
     return mask
 
 
+_BITS = bytes.maketrans(b"01", b"\x00\x01")
+
+
 def ids_in(graph: TaskGraph, mask: int) -> frozenset[str]:
-    """The task ids whose bits are set in ``mask``."""
-    found = []
-    index = 0
-    while mask:
-        if mask & 1:
-            found.append(graph.ids[index])
-        mask >>= 1
-        index += 1
-    return frozenset(found)
+    """The task ids whose bits are set in ``mask`` (bit i is ``graph.ids[i]``)."""
+    # Lowest bit first, as bytes 0/1: compress() then picks the ids at C speed.
+    selectors = bin(mask)[:1:-1].encode("ascii").translate(_BITS)
+    return frozenset(itertools.compress(graph.ids, selectors))
 
 
-def transitive_needs(doc: Any) -> dict[str, frozenset[str]]:
-    """Each task id -> every task it needs, directly or through other tasks."""
-    graph = read_graph(doc)
-    return {task_id: ids_in(graph, mask) for task_id, mask in ancestor_masks(graph).items()}
+class TransitiveNeeds(Mapping[str, frozenset[str]]):
+    """Task id -> every task it needs, directly or through other tasks.
+
+    Each set is built when first asked for: all of them together hold O(tasks^2)
+    ids for a long chain, while callers usually want a few.
+    """
+
+    def __init__(self, graph: TaskGraph) -> None:
+        self._graph = graph
+        self._masks = ancestor_masks(graph)
+        self._sets: dict[str, frozenset[str]] = {}
+
+    def __getitem__(self, task_id: str) -> frozenset[str]:
+        found = self._sets.get(task_id)
+        if found is None:
+            found = self._sets[task_id] = ids_in(self._graph, self._masks[task_id])
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+
+def transitive_needs(doc: Any) -> Mapping[str, frozenset[str]]:
+    """Each task id -> every task it needs, directly or through other tasks (a read-only mapping)."""
+    return TransitiveNeeds(read_graph(doc))
 
 
 def matrix_of(task: Any) -> dict[str, list[Any]]:
@@ -142,11 +164,13 @@ def shard_count(task: Any) -> int:
 
 
 def matrix_shards(task: Any) -> list[dict[str, Any]]:
-    """One ``matrix`` dict per shard: the cartesian product in key order, then value order.
+    """One ``matrix`` dict per shard: the cartesian product in sorted key order, then value order.
 
-    ``{a: [1, 2], b: [x, y]}`` gives a1 bx, a1 by, a2 bx, a2 by. A task without a
-    matrix has one shard, ``{}``.
+    ``{b: [x, y], a: [1, 2]}`` gives a1 bx, a1 by, a2 bx, a2 by. Keys are sorted because
+    the stored snapshot (canonical JSON, like PostgreSQL's jsonb) does not keep the order
+    they were written in; sorting gives the same shards from a file and from the server.
+    A task without a matrix has one shard, ``{}``.
     """
     matrix = matrix_of(task)
-    keys = list(matrix)
-    return [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*matrix.values())]
+    keys = sorted(matrix, key=lambda key: key.encode("utf-16-be"))
+    return [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*(matrix[k] for k in keys))]

@@ -80,7 +80,10 @@ class StepRun(models.Model):
     kind = models.CharField(max_length=16, choices=StepKind.choices, default=StepKind.STEP)
     parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="children")
     shard_index = models.PositiveIntegerField(default=0)
-    matrix = models.JSONField(null=True, blank=True)
+    matrix = models.JSONField(
+        null=True, blank=True, help_text="a matrix task: its shard combinations; a shard: its values"
+    )
+    max_parallel = models.PositiveIntegerField(null=True, blank=True, help_text="a matrix task: most shards at once")
     sequence = models.PositiveIntegerField(default=0, help_text="manifest order; compensation order")
     uses = models.CharField(max_length=200)
     with_template = models.JSONField(default=dict)

@@ -15,7 +15,7 @@ from typing import Any
 
 from workflows.manifest import Problem
 
-from .base import Cost, InputInvalid, StepContext, StepFailed, TaskPackage, slot_costs
+from .base import USD_PER_SECOND, Cost, InputInvalid, StepContext, StepFailed, TaskPackage, slot_costs
 from .builtin_http import HttpPackage
 from .builtin_shell import ShellPackage
 
@@ -73,7 +73,8 @@ class SleepPackage(TaskPackage):
         seconds = with_.get("seconds")
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
             return super().estimate(with_, resource_class)
-        return slot_costs(float(seconds))[resource_class]
+        rate = USD_PER_SECOND.get(resource_class, USD_PER_SECOND["small"])
+        return Cost(float(seconds), seconds * rate)
 
     def run(self, ctx: StepContext, with_: dict[str, Any]) -> dict[str, Any]:
         problems = self.input_problems(with_)
@@ -161,7 +162,7 @@ class PythonPackage(TaskPackage):
   with:
     callable: executions.packages.samples:sum_shards
     args:
-      values: ${{ steps.add.outputs.result }}
+      values: ${{ steps.add.outputs.shards }}
 """
 
     def run(self, ctx: StepContext, with_: dict[str, Any]) -> dict[str, Any]:

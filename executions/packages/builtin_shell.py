@@ -9,6 +9,7 @@ worker's memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import selectors
@@ -152,10 +153,8 @@ def _start(argv: list[str], workdir: str, env: dict[str, str], cpu_seconds: int,
 
 
 def _kill_group(process: Any) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # already gone
 
 
 def _collect(process: Any, limit: int, timeout: float) -> _Finished:
@@ -189,10 +188,12 @@ def _collect(process: Any, limit: int, timeout: float) -> _Finished:
                 process.wait(timeout=max(deadline - time.monotonic(), 0))
             except subprocess.TimeoutExpired:
                 timed_out = True
-        _kill_group(process)
-        process.wait()
     finally:
+        # Leftovers in the group, or the program itself after a timeout or an exception
+        # in the worker (e.g. Celery's soft time limit): none may outlive the step.
         _kill_group(process)
+        if process.poll() is None:
+            process.wait()
         for pipe in captures:
             pipe.close()
     return _Finished(process.returncode, captures[process.stdout], captures[process.stderr], timed_out)

@@ -28,7 +28,9 @@ from executions.choices import (
     StepKind,
     StepStatus,
 )
+from executions.expressions import merge_shard_outputs
 from executions.models import Execution, StepRun
+from executions.planner import matrix_shards
 from executions.transitions import execution_transition, step_transition, steps_transition
 
 RUN_STEP = "executions.run_step"
@@ -97,12 +99,6 @@ def backoff_delay(attempt: int) -> float:
 # --- queueing -------------------------------------------------------------------------------
 
 
-def _matrix_shards(step: StepRun) -> list[dict[str, Any]]:
-    from executions.planner import matrix_shards
-
-    return matrix_shards({"strategy": {"matrix": step.matrix}})
-
-
 def queue_steps(execution: Execution, steps: Iterable[StepRun]) -> None:
     """Queue ``steps`` (pending, needs all met) and send them after commit.
 
@@ -129,7 +125,7 @@ def queue_steps(execution: Execution, steps: Iterable[StepRun]) -> None:
 
 
 def _queue_matrix(execution: Execution, parent: StepRun, now: Any) -> None:
-    combinations = _matrix_shards(parent)
+    combinations = parent.matrix  # the shard combinations, in manifest order (see steps_create)
     shards = StepRun.objects.bulk_create(
         StepRun(
             execution=execution,
@@ -138,6 +134,7 @@ def _queue_matrix(execution: Execution, parent: StepRun, now: Any) -> None:
             parent=parent,
             shard_index=index,
             matrix=values,
+            max_parallel=parent.max_parallel,
             sequence=parent.sequence,
             uses=parent.uses,
             with_template=parent.with_template,
@@ -177,7 +174,9 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
                 needs=task.get("needs", []),
                 dependents=dependents[task["id"]],
                 compensate=task.get("compensate"),
-                matrix=(task.get("strategy") or {}).get("matrix"),
+                # A list keeps the manifest's order of keys and values; jsonb would sort an object's keys.
+                matrix=matrix_shards(task) if (task.get("strategy") or {}).get("matrix") else None,
+                max_parallel=(task.get("strategy") or {}).get("max_parallel"),
                 queue=f"mc.{resource_class}",
                 resource_class=resource_class,
                 timeout_seconds=task.get("timeout_seconds", 3600),
@@ -365,7 +364,7 @@ def shards_join(parent_pk: int) -> None:
         elif all(shard.status == StepStatus.SUCCEEDED for shard in shards):
             from executions.services.runner import outputs_load
 
-            outputs = {"shards": [outputs_load(shard) for shard in shards]}
+            outputs = merge_shard_outputs([outputs_load(shard) for shard in shards])
             stored = outputs_store(outputs)
             step_transition(
                 parent,

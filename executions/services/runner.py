@@ -45,6 +45,12 @@ class Claim:
     inputs: dict[str, Any]
 
 
+class Throttled(Exception):
+    """A shard of a matrix task with ``max_parallel`` found every slot taken: try again shortly."""
+
+    delay = 0.5
+
+
 @dataclass(frozen=True)
 class StoredOutputs:
     inline: dict[str, Any] | None
@@ -82,6 +88,7 @@ def _now_iso() -> str:
 def step_claim(step_pk: int, *, worker: str) -> Claim | None:
     """Start a new attempt of a queued, retrying or lost step; None if there is nothing to run."""
     with transaction.atomic():
+        _wait_for_shard_slot(step_pk)
         try:
             step = (
                 StepRun.objects.select_for_update(of=("self",))
@@ -118,6 +125,24 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
             next_attempt_at=None,
         )
     return Claim(step=step, attempt=attempt, inputs=step.execution.inputs)
+
+
+def _wait_for_shard_slot(step_pk: int) -> None:
+    """Raise Throttled if ``step_pk`` is a shard whose matrix task already runs ``max_parallel`` shards.
+
+    The matrix task's row is locked while counting, so two shards cannot take the last slot.
+    """
+    shard = (
+        StepRun.objects.filter(pk=step_pk, kind=StepKind.SHARD).values("parent_id", "max_parallel", "status").first()
+    )
+    if shard is None or not shard["max_parallel"] or shard["status"] not in (StepStatus.QUEUED, StepStatus.RETRYING):
+        return
+    StepRun.objects.select_for_update().filter(pk=shard["parent_id"]).values_list("pk").get()
+    running = StepRun.objects.filter(
+        parent_id=shard["parent_id"], kind=StepKind.SHARD, status=StepStatus.RUNNING
+    ).count()
+    if running >= shard["max_parallel"]:
+        raise Throttled
 
 
 def _fail(step: StepRun, error: dict[str, Any]) -> None:
@@ -288,7 +313,10 @@ def _failure(exc: BaseException, timeout: int) -> tuple[dict[str, Any], bool]:
 
 def step_execute(step_pk: int, *, worker: str) -> float | None:
     """Run one attempt of a step. Returns the delay before the next attempt, or None when done."""
-    claim = step_claim(step_pk, worker=worker)
+    try:
+        claim = step_claim(step_pk, worker=worker)
+    except Throttled:
+        return Throttled.delay
     if claim is None:
         return None
     step = claim.step

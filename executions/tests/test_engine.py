@@ -3,6 +3,7 @@ retries, failures, compensation, cancel and timeouts."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -120,8 +121,9 @@ def test_matrix_runs_as_a_chord_and_joins_outputs_in_order(
     execution = wait_finished(start(client, version))
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
     shards = list(StepRun.objects.filter(execution=execution, kind="shard").order_by("shard_index"))
-    assert [s.matrix for s in shards] == [{"size": size, "n": n} for size in ("s", "m") for n in (1, 2, 3)]
-    expected = [{"message": f"{size}-{n}"} for size in ("s", "m") for n in (1, 2, 3)]
+    # Keys in sorted order ("n" before "size"), values in the order written.
+    assert [s.matrix for s in shards] == [{"size": size, "n": n} for n in (1, 2, 3) for size in ("s", "m")]
+    expected = [{"message": f"{size}-{n}"} for n in (1, 2, 3) for size in ("s", "m")]
     steps = steps_by_id(execution)
     assert steps["fan"].outputs == {"shards": expected}
     assert steps["join"].outputs == {"message": expected}
@@ -144,7 +146,7 @@ def test_retries_back_off_with_growing_gaps_then_succeed(
     assert [a["outcome"] for a in step.attempts] == ["failed", "failed", "failed", "succeeded"]
     assert all(a["error"] == "not yet" for a in step.attempts[:3])
     starts = [ts(a["started_at"]) for a in step.attempts]
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts)]
     assert gaps[0] < gaps[1] < gaps[2], gaps
     assert step.outputs == {"attempts": 4}
 
@@ -327,3 +329,26 @@ def test_large_outputs_go_to_the_artifact_store_and_still_feed_later_steps(
     assert steps["use"].outputs is not None
     detail = client.get(f"/api/executions/{execution.pk}/steps/make").json()
     assert detail["outputs"] is None and detail["outputs_ref"] == steps["make"].outputs_ref
+
+
+def test_max_parallel_caps_the_shards_running_at_once(worker: WorkerProcess, publish: Any, client: APIClient) -> None:
+    version = publish(
+        workflow_doc(
+            "throttled",
+            [
+                {
+                    "id": "nap",
+                    "uses": "pkg:mc/sleep@1",
+                    "with": {"seconds": 0.4},
+                    "strategy": {"matrix": {"n": [1, 2, 3, 4, 5]}, "max_parallel": 1},
+                },
+            ],
+        )
+    )
+    execution = wait_finished(start(client, version))
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
+    shards = StepRun.objects.filter(execution=execution, kind="shard").order_by("started_at")
+    intervals = [(s.started_at, s.finished_at) for s in shards]
+    assert len(intervals) == 5 and all(s.attempt == 1 for s in shards)
+    for (_, finished), (started, _) in itertools.pairwise(intervals):
+        assert started >= finished  # one at a time, although two pool processes were free

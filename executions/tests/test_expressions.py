@@ -41,7 +41,10 @@ def test_references_walk_any_json_value_in_document_order() -> None:
         ("${{inputs.x}}", Reference("inputs", "x")),
         ("${{   inputs._X9   }}", Reference("inputs", "_X9")),
         ("${{\ninputs.x\n}}", Reference("inputs", "x")),
-        ("${{ steps.fetch-2.outputs.headers.content-type }}", Reference("steps", "fetch-2", ("headers", "content-type"))),
+        (
+            "${{ steps.fetch-2.outputs.headers.content-type }}",
+            Reference("steps", "fetch-2", ("headers", "content-type")),
+        ),
         ("${{ steps.a.outputs.items.0.name }}", Reference("steps", "a", ("items", "0", "name"))),
         ("${{ matrix.region }}", Reference("matrix", "region")),
     ],
@@ -158,11 +161,11 @@ def test_malformed_expressions_fail_rendering_too() -> None:
         rendered("${{ inputs.region | upper }}")
 
 
-def test_shard_outputs_merge_into_one_list_per_key() -> None:
-    merged = merge_shard_outputs([{"result": 1, "extra": "x"}, {"result": 2}, {"result": 3}])
+def test_a_matrix_tasks_outputs_are_its_shards_outputs_in_order() -> None:
+    merged = merge_shard_outputs([{"result": 1, "extra": "x"}, {"result": 2}])
 
-    assert merged == {"result": [1, 2, 3], "extra": ["x", None, None]}
-    assert merge_shard_outputs([]) == {}
+    assert merged == {"shards": [{"result": 1, "extra": "x"}, {"result": 2}]}
+    assert render("${{ steps.fan.outputs.shards.1.result }}", inputs={}, steps={"fan": merged}) == 2
 
 
 # --- checking a manifest --------------------------------------------------------------
@@ -229,14 +232,21 @@ def test_an_unknown_step_suggests_a_close_one() -> None:
 def test_a_task_cannot_use_its_own_outputs_but_its_compensation_can() -> None:
     doc = manifest(
         echo("a", "${{ steps.a.outputs.message }}"),
-        echo("b", "x", compensate={"uses": "pkg:mc/echo@1", "with": {"message": "undo ${{ steps.b.outputs.message }}"}}),
+        echo(
+            "b", "x", compensate={"uses": "pkg:mc/echo@1", "with": {"message": "undo ${{ steps.b.outputs.message }}"}}
+        ),
     )
 
-    assert problems(doc) == [("/tasks/0/with/message", "task 'a' cannot use its own outputs (only its compensate block can)")]
+    assert problems(doc) == [
+        ("/tasks/0/with/message", "task 'a' cannot use its own outputs (only its compensate block can)")
+    ]
 
 
 def test_a_compensation_sees_the_needs_of_its_task_and_nothing_else() -> None:
-    undo = {"uses": "pkg:mc/echo@1", "with": {"message": ["${{ steps.a.outputs.message }}", "${{ steps.c.outputs.message }}"]}}
+    undo = {
+        "uses": "pkg:mc/echo@1",
+        "with": {"message": ["${{ steps.a.outputs.message }}", "${{ steps.c.outputs.message }}"]},
+    }
     doc = manifest(echo("a", "x"), echo("b", "x", ["a"], compensate=undo), echo("c", "x"))
 
     assert problems(doc) == [
@@ -264,8 +274,7 @@ def test_outputs_are_checked_against_the_package_when_it_declares_them() -> None
 def test_matrix_keys_must_be_the_tasks_own() -> None:
     sharded = echo("a", ["${{ matrix.part }}", "${{ matrix.prat }}"], strategy={"matrix": {"part": [1, 2]}})
     plain = echo("b", "${{ matrix.part }}")
-    undo = {"uses": "pkg:mc/echo@1", "with": {"message": "${{ matrix.part }}"}}
-    doc = manifest(sharded, plain, echo("c", "x", strategy={"matrix": {"part": [1]}}, compensate=undo))
+    doc = manifest(sharded, plain)
 
     assert problems(doc) == [
         ("/tasks/0/with/message/1", "unknown matrix key 'prat' (did you mean 'part'?)"),
@@ -273,13 +282,32 @@ def test_matrix_keys_must_be_the_tasks_own() -> None:
     ]
 
 
-def test_downstream_tasks_see_a_matrix_tasks_outputs_by_key() -> None:
+def test_a_compensation_runs_once_so_it_has_no_matrix_values() -> None:
+    undo = {"uses": "pkg:mc/echo@1", "with": {"message": ["${{ matrix.part }}", "${{ steps.c.outputs.shards }}"]}}
+    doc = manifest(echo("c", "x", strategy={"matrix": {"part": [1]}}, compensate=undo))
+
+    assert problems(doc) == [
+        (
+            "/tasks/0/compensate/with/message/0",
+            "'${{ matrix.part }}' has no value in a compensate block: it runs once for the whole task, not per shard",
+        )
+    ]
+
+
+def test_downstream_tasks_see_a_matrix_tasks_shards() -> None:
     doc = manifest(
         echo("a", "${{ matrix.n }}", strategy={"matrix": {"n": [1, 2]}}),
-        echo("b", "${{ steps.a.outputs.message }}", ["a"]),
+        echo("b", ["${{ steps.a.outputs.shards }}", "${{ steps.a.outputs.shards.0.message }}"], ["a"]),
+        echo("c", "${{ steps.a.outputs.message }}", ["a"]),
     )
 
-    assert problems(doc) == []
+    assert problems(doc) == [
+        (
+            "/tasks/2/with/message",
+            "step 'a' is a matrix task: its outputs are 'shards', one entry per shard "
+            "(e.g. steps.a.outputs.shards.0.message)",
+        )
+    ]
 
 
 def test_malformed_expressions_are_problems_at_their_string() -> None:

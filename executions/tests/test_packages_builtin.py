@@ -142,10 +142,12 @@ def test_python_keeps_a_dict_result_as_the_outputs() -> None:
     assert outputs == {"words": 3, "lines": 2, "characters": 5}
 
 
-def test_python_sum_shards_fans_in_a_list_of_shard_values() -> None:
-    outputs = PythonPackage().run(context(), {"callable": f"{SAMPLES}:sum_shards", "args": {"values": [1, None, 2.5]}})
+def test_python_sum_shards_fans_in_numbers_or_shard_outputs() -> None:
+    shards = [{"result": 1}, {"result": None}, {"result": 2.5}, 4, None]
 
-    assert outputs == {"total": 3.5, "count": 2}
+    outputs = PythonPackage().run(context(), {"callable": f"{SAMPLES}:sum_shards", "args": {"values": shards}})
+
+    assert outputs == {"total": 7.5, "count": 3}
 
 
 @pytest.mark.parametrize(
@@ -185,7 +187,7 @@ def test_python_callable_must_look_like_module_colon_function(reference: str) ->
 
 
 def test_python_arguments_that_do_not_fit_the_signature_are_invalid_input() -> None:
-    with pytest.raises(InputInvalid, match="cannot call .*add with arguments \\['a', 'c'\\]"):
+    with pytest.raises(InputInvalid, match=r"cannot call .*add with arguments \['a', 'c'\]"):
         PythonPackage().run(context(), {"callable": f"{SAMPLES}:add", "args": {"a": 1, "c": 2}})
 
 

@@ -193,7 +193,7 @@ def test_redirects_are_not_followed(server: str) -> None:
 def test_a_slow_server_times_out_retryably(server: str) -> None:
     started = time.monotonic()
 
-    with pytest.raises(StepFailed, match="timed out after 0.5 s") as caught:
+    with pytest.raises(StepFailed, match=r"timed out after 0\.5 s") as caught:
         run({"url": f"{server}/slow", "timeout_seconds": 0.5})
 
     assert caught.value.retryable is True

@@ -68,7 +68,7 @@ def test_a_prefix_must_end_at_a_dot() -> None:
     registry = PackageRegistry([package(version="14.0.0"), package(version="1.10.0")])
 
     with pytest.raises(
-        UnknownPackage, match="unknown version '1.1' of pkg:acme/report; known versions: 1.10.0, 14.0.0"
+        UnknownPackage, match=re.escape("unknown version '1.1' of pkg:acme/report; known versions: 1.10.0, 14.0.0")
     ):
         registry.resolve("pkg:acme/report@1.1")
     assert registry.resolve("pkg:acme/report@1").version == "1.10.0"

@@ -147,6 +147,15 @@ def test_background_children_do_not_keep_the_step_alive() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_a_program_that_closes_its_output_still_times_out() -> None:
+    started = time.monotonic()
+
+    with pytest.raises(StepFailed, match="timed out after 1 s"):
+        run({"argv": ["sh", "-c", "exec >&- 2>&-; sleep 30"], "timeout_seconds": 1})
+
+    assert time.monotonic() - started < 10
+
+
 def test_output_is_capped_per_stream_and_flagged() -> None:
     settings = PackageSettings(shell_output_limit=1000)
     program = "import sys; sys.stdout.write('x' * 100000); sys.stderr.write('e' * 10)"
