@@ -125,7 +125,7 @@ def queue_steps(execution: Execution, steps: Iterable[StepRun]) -> None:
 
 
 def _queue_matrix(execution: Execution, parent: StepRun, now: Any) -> None:
-    combinations = parent.matrix  # the shard combinations, in manifest order (see steps_create)
+    combinations = parent.matrix or []  # the shard combinations, in manifest order (see steps_create)
     shards = StepRun.objects.bulk_create(
         StepRun(
             execution=execution,

@@ -105,26 +105,27 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
             if attempts and attempts[-1].get("outcome") is None:
                 attempts[-1].update(outcome="lost", finished_at=_now_iso())
             lost += 1
-            if lost > MAX_LOST_ATTEMPTS:
-                step.attempts, step.lost_attempts = attempts, lost
-                _fail(step, {"code": "worker_lost", "message": f"lost {lost} workers running this step"})
-                return None
         elif step.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
             return None
-        now = timezone.now()
-        attempt = step.attempt + 1
-        attempts.append({"attempt": attempt, "worker": worker, "started_at": now.isoformat(), "outcome": None})
-        step_transition(
-            step,
-            StepStatus.RUNNING,
-            attempt=attempt,
-            attempts=attempts,
-            lost_attempts=lost,
-            worker=worker,
-            started_at=step.started_at or now,
-            next_attempt_at=None,
-        )
-    return Claim(step=step, attempt=attempt, inputs=step.execution.inputs)
+        if lost <= MAX_LOST_ATTEMPTS:
+            now = timezone.now()
+            attempt = step.attempt + 1
+            attempts.append({"attempt": attempt, "worker": worker, "started_at": now.isoformat(), "outcome": None})
+            step_transition(
+                step,
+                StepStatus.RUNNING,
+                attempt=attempt,
+                attempts=attempts,
+                lost_attempts=lost,
+                worker=worker,
+                started_at=step.started_at or now,
+                next_attempt_at=None,
+            )
+            return Claim(step=step, attempt=attempt, inputs=step.execution.inputs)
+    # Out of the claim's transaction, so that the execution row is locked before the step's.
+    with transaction.atomic():
+        _fail(step.pk, attempts, lost, {"code": "worker_lost", "message": f"lost {lost} workers running this step"})
+    return None
 
 
 def _wait_for_shard_slot(step_pk: int) -> None:
@@ -145,18 +146,14 @@ def _wait_for_shard_slot(step_pk: int) -> None:
         raise Throttled
 
 
-def _fail(step: StepRun, error: dict[str, Any]) -> None:
-    """Fail ``step`` for good inside a transaction (locks the execution first)."""
-    execution = lock_execution(step.execution_id)
-    locked = lock_step(step.pk)
-    locked.attempts, locked.lost_attempts = step.attempts, step.lost_attempts
+def _fail(step_pk: int, attempts: list[Any], lost: int, error: dict[str, Any]) -> None:
+    """Fail a running step for good (call inside a transaction; locks the execution first)."""
+    execution = lock_execution(StepRun.objects.values_list("execution_id", flat=True).get(pk=step_pk))
+    locked = lock_step(step_pk)
+    if locked.status != StepStatus.RUNNING:
+        return
     step_transition(
-        locked,
-        StepStatus.FAILED,
-        finished_at=timezone.now(),
-        error=error,
-        attempts=locked.attempts,
-        lost_attempts=locked.lost_attempts,
+        locked, StepStatus.FAILED, finished_at=timezone.now(), error=error, attempts=attempts, lost_attempts=lost
     )
     step_finished(execution, locked)
     if locked.kind == StepKind.SHARD and locked.parent_id is not None:

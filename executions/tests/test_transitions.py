@@ -64,3 +64,21 @@ def test_backoff_grows_until_the_cap_and_jitter_only_shortens(settings: Any) -> 
         assert delays[0] < delays[1] < delays[2] < delays[3]  # 1, 2, 4, 8 less at most 25 %
         assert all(0.75 <= d / min(10.0, 2 ** (n - 1)) <= 1.0 for n, d in enumerate(delays, start=1))
         assert max(delays) <= 10.0
+
+
+@pytest.mark.django_db
+def test_a_step_that_keeps_losing_its_worker_fails_instead_of_looping(execution: Execution) -> None:
+    from executions.choices import MAX_LOST_ATTEMPTS
+    from executions.services.runner import step_claim
+
+    step = StepRun.objects.get(execution=execution, step_id="fetch")
+    for delivery in range(MAX_LOST_ATTEMPTS + 1):
+        claim = step_claim(step.pk, worker=f"w{delivery}")  # each delivery finds the last attempt unfinished
+        assert claim is not None
+    assert step_claim(step.pk, worker="last") is None
+    step.refresh_from_db()
+    assert step.status == StepStatus.FAILED and step.error["code"] == "worker_lost"
+    assert [a["outcome"] for a in step.attempts] == ["lost"] * (MAX_LOST_ATTEMPTS + 1)
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.FAILED  # nothing else had started: settled at once
+    assert set(StepRun.objects.exclude(pk=step.pk).values_list("status", flat=True)) == {StepStatus.SKIPPED}

@@ -186,11 +186,13 @@ class Follower:
         return f"{label:<{width}}{status} {duration}{attempts}  {detail}".rstrip()
 
     def _print_end(self, followed: Followed, execution: Execution) -> None:
-        seconds = (execution.finished_at - execution.started_at).total_seconds() if execution.finished_at else 0.0
+        start, end = execution.started_at, execution.finished_at
+        seconds = (end - start).total_seconds() if start and end else 0.0
         steps = f"{execution.steps_total} step{'s' if execution.steps_total != 1 else ''}"
         line = f"{followed.label} {execution.status} in {seconds:.2f} s ({steps})"
         if execution.error:
-            line += f": {execution.error.get('step', '')} {execution.error.get('message', '')}".rstrip()
+            step = execution.error.get("step")
+            line += f": {f'step {step}: ' if step else ''}{execution.error.get('message', '')}"
         self.write(f"[{_short_id(execution)}] {_styled(self.style, execution.status, line)}")
 
 
