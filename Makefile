@@ -5,8 +5,15 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+CELERY := $(VENV)/bin/celery -A mc_project
+QUEUES := mc.small,mc.medium,mc.large,mc.control
+WORKER_CONCURRENCY ?= 2
+FLOWER_PORT ?= 5555
+FLOWER_BASIC_AUTH ?= demo:maestro-demo
+VAR_DIR := $(or $(MC_VAR_DIR),var)
 
-.PHONY: demo test venv install install-dev migrate run lint typecheck bench requirements clean-var services
+.PHONY: demo test venv install install-dev migrate run lint typecheck bench requirements clean-var services \
+	worker worker-small worker-medium worker-large worker-control beat flower
 
 $(VENV)/.installed: requirements/base.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -22,12 +29,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements/dev.txt
 venv install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## demo: set up the embedded default (SQLite + filesystem broker under var/), load and
-## publish the example workflow, and start the server.
+## demo: set up the embedded default (SQLite + filesystem broker under var/), publish the
+## example workflow, start the server and a worker, run the example and print each step;
+## keeps serving (API runs execute too) until Ctrl-C, which stops both.
 demo: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py mc_demo --url http://$(HOST):$(PORT)
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py mc_up --url http://$(HOST):$(PORT)
 
 ## test: the whole suite against PostgreSQL and Redis on localhost.
 test: $(VENV)/.installed-dev
@@ -35,6 +43,23 @@ test: $(VENV)/.installed-dev
 
 migrate: $(VENV)/.installed
 	$(PY) manage.py migrate
+
+## worker: one worker on every queue, for development (WORKER_CONCURRENCY, default 2).
+worker: $(VENV)/.installed
+	$(CELERY) worker -Q $(QUEUES) -c $(WORKER_CONCURRENCY) -n dev@%h -l INFO
+
+## worker-small, worker-medium, worker-large, worker-control: one worker per queue, as
+## production runs them (see docs/operations.md).
+worker-small worker-medium worker-large worker-control: worker-%: $(VENV)/.installed
+	$(CELERY) worker -Q mc.$* -c $(WORKER_CONCURRENCY) -n $*@%h -l INFO
+
+## beat: the periodic tasks (executions.recover_stalled); run exactly one.
+beat: $(VENV)/.installed
+	$(CELERY) beat -l INFO -s $(VAR_DIR)/celerybeat-schedule
+
+## flower: Flower on http://$(HOST):$(FLOWER_PORT) (login FLOWER_BASIC_AUTH, default demo:maestro-demo).
+flower: $(VENV)/.installed
+	$(CELERY) flower --address=$(HOST) --port=$(FLOWER_PORT) --basic-auth=$(FLOWER_BASIC_AUTH)
 
 run: $(VENV)/.installed
 	$(PY) manage.py runserver $(HOST):$(PORT)
@@ -46,8 +71,13 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy mc_project workflows receipts
 
+## bench: every bench/bench_*.py in turn; fails at the end if any of them failed.
 bench: $(VENV)/.installed-dev
-	$(PY) -m bench.bench_manifest_validate
+	@failed=""; for file in bench/bench_*.py; do \
+		name=$$(basename $$file .py); echo "== bench.$$name"; \
+		$(PY) -m bench.$$name || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 ## requirements: re-pin requirements/*.txt from requirements/*.in
 requirements: $(VENV)/.installed-dev

@@ -28,7 +28,8 @@ RESULT_BACKEND = "redis://127.0.0.1:6379/9"
 MARKS_URL = RESULT_BACKEND  # mark_start writes next to the results
 QUEUE = "bench.baseline"
 
-app = Celery("baseline_celery", broker=BROKER_URL, backend=RESULT_BACKEND)
+# Not the current app: in a bench process, MC's engine sends with celery.current_app.
+app = Celery("baseline_celery", broker=BROKER_URL, backend=RESULT_BACKEND, set_as_current=False)
 app.conf.update(
     task_serializer="json",
     result_serializer="json",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .engine_setup import EngineBench, echo, epoch, manifest, verdict
+from .engine_setup import EngineBench, describe, echo, epoch, manifest, verdict
 from .harness import environment, print_rows, print_table, summarize, write_json
 
 SAMPLES = 200
@@ -52,7 +52,7 @@ def mc_sample(bench: EngineBench, workflow: Any, revision: int) -> dict[str, flo
     published = time.time()
     execution, _ = bench.execution_start(workflow)
     created = time.time()
-    bench.execution_wait(execution.pk, interval=0.005)
+    bench.execution_wait(execution.pk, interval=0.01)
     started = epoch(StepRun.objects.get(execution=execution, step_id="extract").started_at)
     return {
         "publish_to_start": (started - t0) * 1000,
@@ -89,6 +89,7 @@ def main() -> None:
                 mc.setdefault(key, []).append(value)
             raw.append(latency)
         errors = bench.worker_errors()
+        conditions = bench.conditions()
 
     total = summarize("MC publish -> first step started", mc["publish_to_start"])
     rows = [
@@ -104,13 +105,17 @@ def main() -> None:
     print_table(rows, p99=True)
     ratios = {p: getattr(total, p) / getattr(baseline, p) for p in ("p50", "p95", "p99")}
     print()
-    print_rows(("ratio MC / raw Celery", "p50", "p95", "p99"), [("publish-to-start", *(f"{r:.1f}x" for r in ratios.values()))])
+    print_rows(
+        ("ratio MC / raw Celery", "p50", "p95", "p99"),
+        [("publish-to-start", *(f"{r:.1f}x" for r in ratios.values()))],
+    )
     meets_p95 = total.p95 < TARGET_P95_MS
     meets_ratio = ratios["p95"] <= TARGET_RATIO
     print(f"\nMC p95 {total.p95:.1f} ms: target < {TARGET_P95_MS:.0f} ms -> {verdict(meets_p95)}")
     print(f"ratio to raw Celery at p95 {ratios['p95']:.1f}x: target <= {TARGET_RATIO:.0f}x -> {verdict(meets_ratio)}")
     if errors:
         print(f"\nWARNING: worker logs have errors: {errors}")
+    print(describe(conditions))
     path = write_json(
         "engine_start",
         {
@@ -123,6 +128,7 @@ def main() -> None:
             "met": {"mc_p95_ms": meets_p95, "ratio_p95": meets_ratio},
             "worker_errors": errors,
             "environment": environment(),
+            "conditions": conditions,
         },
     )
     print(f"\nsaved {path}")

@@ -17,6 +17,7 @@ Redis; it runs no tasks itself.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -70,7 +71,7 @@ class WorkerProcess:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path.write_bytes(b"")
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                 self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
@@ -92,6 +93,23 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the worker's main process and its pool processes so far."""
+        if self.process is None:
+            return 0.0
+        pids = [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        if children.exists():
+            pids += [int(pid) for pid in children.read_text().split()]
+        total = 0.0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a pool process that just exited
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def log_tail(self, size: int = 4000) -> str:
         return self.log_path.read_bytes()[-size:].decode(errors="replace") if self.log_path.exists() else ""
@@ -141,6 +159,7 @@ class EngineBench:
         self.tenant: Any = None
         self.user: Any = None
         self._previous_sigterm: Any = None
+        self.loadavg_start = os.getloadavg()
 
     def __enter__(self) -> EngineBench:
         self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -151,7 +170,9 @@ class EngineBench:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._teardown()
 
     def _setup(self) -> None:
@@ -192,6 +213,17 @@ class EngineBench:
     def worker_errors(self) -> dict[str, list[str]]:
         return {w.name: w.errors() for w in (self.mc_worker, self.baseline_worker) if w.errors()}
 
+    def conditions(self) -> dict[str, Any]:
+        """What the machine was doing: other load on 2 cores moves every figure here."""
+        return {
+            "cores": os.cpu_count(),
+            "loadavg_at_start": self.loadavg_start,
+            "loadavg_at_end": os.getloadavg(),
+            "engine_commit": _git_head(),
+            "worker_concurrency": CONCURRENCY,
+            "mc_env": {k: v for k, v in MC_ENV.items() if k != "MC_VAR_DIR"},
+        }
+
     # --- MC through its services ------------------------------------------------------------
 
     def workflow_published(self, manifest: dict[str, Any]) -> Any:
@@ -210,17 +242,19 @@ class EngineBench:
         execution, _ = execution_create(tenant=self.tenant, actor=self.user, workflow=workflow)
         return execution, called
 
-    def execution_wait(self, execution_id: Any, *, timeout: float = 120, interval: float = 0.02) -> Any:
+    def execution_wait(self, execution_id: Any, *, timeout: float = 120, interval: float = 0.05) -> Any:
         """Poll the row until the execution is terminal; fail loudly unless it succeeded.
 
         The poll interval does not bias the figures: they come from timestamps the worker
-        wrote on the rows.
+        wrote on the rows. Polling reads only a few columns: the row's ``plan`` can be
+        hundreds of KB, and reading it 20 times a second would load the machine under test.
         """
         from executions.models import Execution
 
+        columns = ("id", "status", "steps_remaining", "error", "created_at", "finished_at")
         deadline = time.monotonic() + timeout
         while True:
-            execution = Execution.objects.get(pk=execution_id)
+            execution = Execution.objects.only(*columns).get(pk=execution_id)
             if execution.is_terminal:
                 break
             if time.monotonic() > deadline:
@@ -232,6 +266,27 @@ class EngineBench:
         if execution.status != "succeeded":
             raise RuntimeError(f"execution {execution_id} ended {execution.status}: {execution.error}")
         return execution
+
+
+def _git_head() -> str:
+    """The commit the engine was at, with ``+dirty`` when the working tree had changes."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    try:
+        head = subprocess.run(  # noqa: S603 - fixed arguments
+            [git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(  # noqa: S603 - fixed arguments
+            [git, "status", "--porcelain", "--", "executions", "mc_project", "workflows"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 # --- manifests ------------------------------------------------------------------------------
@@ -258,8 +313,10 @@ def manifest(name: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
 # --- small helpers --------------------------------------------------------------------------
 
 
-def epoch(moment: datetime) -> float:
+def epoch(moment: datetime | None) -> float:
     """An aware datetime written by a worker, as time.time() seconds (same machine, same clock)."""
+    if moment is None:
+        raise ValueError("a timestamp the worker should have written is missing")
     return moment.timestamp()
 
 
@@ -282,3 +339,13 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
+
+
+def describe(conditions: dict[str, Any]) -> str:
+    """One line on the conditions of a run, printed under its figures."""
+    start = ", ".join(f"{v:.2f}" for v in conditions["loadavg_at_start"])
+    end = ", ".join(f"{v:.2f}" for v in conditions["loadavg_at_end"])
+    return (
+        f"\n{conditions['cores']} cores; load average {start} at start, {end} at end; "
+        f"engine at {conditions['engine_commit']}"
+    )

@@ -77,8 +77,10 @@ def summarize(name: str, samples_ms: Sequence[float]) -> Result:
 
 def print_table(rows: Sequence[Result], *, p99: bool = False) -> None:
     """Print results as an aligned table, one row per result; ``p99`` adds the p99 and max columns."""
-    headers = ("name", "repeat", "p50 ms", "p95 ms", "mean ms", "min ms")
-    cells = [(r.name, str(r.repeat), f"{r.p50:.2f}", f"{r.p95:.2f}", f"{r.mean:.2f}", f"{r.min:.2f}") for r in rows]
+    headers: tuple[str, ...] = ("name", "repeat", "p50 ms", "p95 ms", "mean ms", "min ms")
+    cells: list[tuple[str, ...]] = [
+        (r.name, str(r.repeat), f"{r.p50:.2f}", f"{r.p95:.2f}", f"{r.mean:.2f}", f"{r.min:.2f}") for r in rows
+    ]
     if p99:
         headers = (*headers, "p99 ms", "max ms")
         cells = [(*row, f"{r.p99:.2f}", f"{r.max:.2f}") for row, r in zip(cells, rows, strict=True)]

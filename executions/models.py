@@ -102,6 +102,7 @@ class StepRun(models.Model):
     worker = models.CharField(max_length=255, blank=True, default="")
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     input_digest = models.CharField(max_length=64, blank=True, default="")

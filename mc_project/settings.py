@@ -213,6 +213,8 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
         "control_folder": str(BROKER_DIR / "control"),
+        # Poll the folders 10 times a second: each hop of a DAG waits for one poll.
+        "polling_interval": 0.1,
     }
 if CELERY_BROKER_URL.startswith(("redis", "rediss")):
     # Unacknowledged messages of a worker that died are delivered again after the

@@ -433,21 +433,32 @@ def execution_cancel(*, execution: Execution) -> Execution:
 
 
 def stalled_steps_recover() -> int:
-    """Re-send steps whose message was lost (broker restarted, flushed); return how many.
+    """Re-deliver steps whose message is gone (broker flushed, worker killed); return how many.
 
-    A queued or retrying step older than the broker's visibility timeout, or a running
-    one past its hard time limit by that much, has no message left that will deliver it.
-    Re-sending uses the same task id; a step that is in fact still running is protected by
-    its claim.
+    - queued or retrying longer than the broker's visibility timeout: sent again;
+    - running past its hard time limit by a minute: its worker would have stopped it, so
+      the worker is gone (the embedded filesystem broker never redelivers). Sent again;
+      the claim records the attempt as lost and runs the step anew. A shard cannot rejoin
+      its chord, so it is failed and its matrix task joined.
+    Re-sending keeps the task id; a step that turns out to be alive is protected by its claim.
     """
-    margin = timedelta(seconds=settings.MC_BROKER_VISIBILITY_TIMEOUT + 60)
     now = timezone.now()
-    messages = []
-    with transaction.atomic():
-        waiting = StepRun.objects.filter(
-            status__in=[StepStatus.QUEUED, StepStatus.RETRYING], queued_at__lt=now - margin
+    waiting_margin = timedelta(seconds=settings.MC_BROKER_VISIBILITY_TIMEOUT + 60)
+    messages = [
+        message_for(step)
+        for step in StepRun.objects.filter(
+            status__in=[StepStatus.QUEUED, StepStatus.RETRYING], queued_at__lt=now - waiting_margin
         ).exclude(kind=StepKind.SHARD)
-        for step in waiting:
-            messages.append(message_for(step))
-        transaction.on_commit(lambda: send_steps(messages))
-    return len(messages)
+    ]
+    shards: list[Message] = []
+    running = StepRun.objects.filter(status=StepStatus.RUNNING).exclude(matrix__isnull=False, kind=StepKind.STEP)
+    for step in running.only("id", "kind", "queue", "timeout_seconds", "attempt_started_at"):
+        limit = step.timeout_seconds + settings.MC_STEP_TIMEOUT_GRACE + 60
+        if step.attempt_started_at and step.attempt_started_at < now - timedelta(seconds=limit):
+            (shards if step.kind == StepKind.SHARD else messages).append(message_for(step))
+    send_steps(messages)
+    for shard in shards:
+        from executions.services.runner import step_hard_timeout
+
+        step_hard_timeout(shard.pk, shard.timeout_seconds)
+    return len(messages) + len(shards)

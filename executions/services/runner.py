@@ -9,11 +9,14 @@ that holds the claim.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import traceback
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +37,8 @@ from executions.services.dispatch import (
 )
 from executions.transitions import step_transition
 from workflows.manifest import canonical_json, sha256_digest
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
         attempts = list(step.attempts)
         lost = step.lost_attempts
         if step.status == StepStatus.RUNNING:
+            if _attempt_alive(step):
+                return None  # a duplicate delivery (e.g. a visibility timeout shorter than the step)
             # Delivered again while marked running: the worker of the last attempt was lost.
             if attempts and attempts[-1].get("outcome") is None:
                 attempts[-1].update(outcome="lost", finished_at=_now_iso())
@@ -110,7 +117,8 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
         if lost <= MAX_LOST_ATTEMPTS:
             now = timezone.now()
             attempt = step.attempt + 1
-            attempts.append({"attempt": attempt, "worker": worker, "started_at": now.isoformat(), "outcome": None})
+            record = {"attempt": attempt, "worker": worker, "pid": os.getpid(), "started_at": now.isoformat()}
+            attempts.append({**record, "outcome": None})
             step_transition(
                 step,
                 StepStatus.RUNNING,
@@ -119,6 +127,7 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
                 lost_attempts=lost,
                 worker=worker,
                 started_at=step.started_at or now,
+                attempt_started_at=now,
                 next_attempt_at=None,
             )
             return Claim(step=step, attempt=attempt, inputs=step.execution.inputs)
@@ -126,6 +135,27 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
     with transaction.atomic():
         _fail(step.pk, attempts, lost, {"code": "worker_lost", "message": f"lost {lost} workers running this step"})
     return None
+
+
+def _attempt_alive(step: StepRun) -> bool:
+    """Whether the step's last attempt is still running on its worker (asked over the broker).
+
+    Only within the attempt's hard time limit: past it, the worker would have stopped it.
+    The worker answers with its active tasks; the redelivered message has the same task id,
+    so the attempt is recognised by its pool process id. No answer means the worker is gone.
+    """
+    last = step.attempts[-1] if step.attempts else {}
+    started = step.attempt_started_at
+    limit = step.timeout_seconds + settings.MC_STEP_TIMEOUT_GRACE
+    if not last.get("worker") or started is None or timezone.now() - started > timedelta(seconds=limit):
+        return False
+    try:
+        replies = current_app.control.inspect(destination=[last["worker"]], timeout=1.0).active() or {}
+    except Exception:  # a broker hiccup must not stop recovery
+        logger.warning("could not ask %s about step %s", last["worker"], step.pk, exc_info=True)
+        return False
+    active = replies.get(last["worker"], [])
+    return any(task.get("id") == step.task_id and task.get("worker_pid") == last.get("pid") for task in active)
 
 
 def _wait_for_shard_slot(step_pk: int) -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
 from executions.choices import ExecutionStatus, StepStatus
-from executions.services import execution_create
+from executions.models import StepRun
+from executions.services import execution_create, stalled_steps_recover
+from executions.services.dispatch import message_for, send_steps
 from executions.tests.conftest import steps_by_id, wait_finished, workflow_doc
 from tests.workers import WorkerProcess, wait_until
 
@@ -73,3 +79,42 @@ def test_killing_the_whole_worker_mid_step_redelivers_it_to_the_next_worker(
         _assert_recovered(execution)
     finally:
         rescuer.stop()
+
+
+def test_a_duplicate_delivery_of_a_running_step_is_dropped(
+    worker: WorkerProcess, publish: Any, tenant: Any, runner_user: Any
+) -> None:
+    execution = _start(publish, tenant, runner_user)
+    victim = steps_by_id(execution)["victim"]
+    send_steps([message_for(victim)])  # as Redis does when a step outlives the visibility timeout
+    execution = wait_finished(execution)
+    assert execution.status == ExecutionStatus.SUCCEEDED
+    victim.refresh_from_db()
+    assert [attempt["outcome"] for attempt in victim.attempts] == ["succeeded"]
+    log = worker.log_path.read_text(errors="replace")
+    assert len(re.findall(rf"\[{victim.task_id}\] received", log)) == 2  # both deliveries arrived
+
+
+def test_recovery_redelivers_a_step_whose_worker_vanished(
+    worker: WorkerProcess, publish: Any, tenant: Any, runner_user: Any
+) -> None:
+    version = publish(workflow_doc("vanished", [{"id": "orphan", "uses": "pkg:mc/echo@1", "with": {"message": 7}}]))
+    with transaction.atomic():  # no message is sent: the row is set up as a dead worker left it
+        execution, _ = execution_create(tenant=tenant, actor=runner_user, workflow=version.workflow)
+        transaction.get_connection().run_on_commit = []  # drop the dispatch: this step's message is "lost"
+    long_ago = timezone.now() - timedelta(hours=3)
+    StepRun.objects.filter(execution=execution).update(
+        status=StepStatus.RUNNING,
+        attempt=1,
+        attempt_started_at=long_ago,
+        started_at=long_ago,
+        attempts=[
+            {"attempt": 1, "worker": "gone@nowhere", "pid": 1, "started_at": long_ago.isoformat(), "outcome": None}
+        ],
+    )
+    assert stalled_steps_recover() == 1
+    execution = wait_finished(execution)
+    assert execution.status == ExecutionStatus.SUCCEEDED
+    orphan = steps_by_id(execution)["orphan"]
+    assert [attempt["outcome"] for attempt in orphan.attempts] == ["lost", "succeeded"]
+    assert orphan.outputs == {"message": 7}

@@ -89,13 +89,15 @@ def test_hello_example_digest_is_pinned() -> None:
 
 HELLO_DIGEST = sha256_digest(
     b'{"$schema":"https://maestro-conductor.dev/schemas/manifest.v1.json",'
-    b'"description":"Says hello, waits a second in parallel, then reports.",'
-    b'"inputs":{"greeting":{"default":"hello","description":"What to say.","type":"string"}},'
+    b'"description":"Greets someone, shouts it while waiting a moment in parallel, then reports.",'
+    b'"inputs":{"name":{"default":"world","description":"Who to greet.","type":"string"},'
+    b'"pause":{"default":1,"description":"Seconds the `wait` branch sleeps.","type":"number"}},'
     b'"name":"hello-world","region":"eu-west-1","tasks":['
-    b'{"id":"fetch","uses":"pkg:mc/echo@1","with":{"message":"fetching the greeting"}},'
-    b'{"id":"shout","needs":["fetch"],"uses":"pkg:mc/echo@1","with":{"message":"HELLO, WORLD"}},'
-    b'{"id":"wait","needs":["fetch"],"uses":"pkg:mc/sleep@1","with":{"seconds":1}},'
-    b'{"id":"report","needs":["shout","wait"],"uses":"pkg:mc/echo@1","with":{"message":"done"}}],'
+    b'{"id":"greet","uses":"pkg:mc/echo@1","with":{"message":"hello, ${{ inputs.name }}"}},'
+    b'{"id":"shout","needs":["greet"],"uses":"pkg:mc/echo@1","with":{"message":"${{ steps.greet.outputs.message }}!"}},'
+    b'{"id":"wait","needs":["greet"],"uses":"pkg:mc/sleep@1","with":{"seconds":"${{ inputs.pause }}"}},'
+    b'{"id":"report","needs":["shout","wait"],"uses":"pkg:mc/echo@1",'
+    b'"with":{"message":"${{ steps.shout.outputs.message }} (after a ${{ steps.wait.outputs.slept }} s pause)"}}],'
     b'"version":"1.0.0"}'
 )
 

@@ -24,6 +24,16 @@ DEMO_PASSWORD = "maestro-demo"  # noqa: S105 - a local demo login, printed for t
 EXAMPLE = Path(settings.BASE_DIR) / "docs" / "examples" / "hello.yaml"
 
 
+def _error_text(exc: ApplicationError | ManifestError) -> str:
+    """The message and every problem under it, one per line, as the API would list them."""
+    problems = (
+        [(p.path, p.message) for p in exc.problems]
+        if isinstance(exc, ManifestError)
+        else [(d.get("path", ""), d.get("message", "")) for d in exc.details]
+    )
+    return "\n".join([exc.message, *(f"  {path or '/'}: {message}" for path, message in problems)])
+
+
 class Command(BaseCommand):
     help = "Create the demo tenant, user and token, and publish docs/examples/hello.yaml."
 
@@ -37,13 +47,13 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {manifest}: {exc}") from exc
         except ManifestError as exc:
-            raise CommandError(f"{manifest}: {exc.message}") from exc
+            raise CommandError(f"{manifest}: {_error_text(exc)}") from exc
         try:
             with transaction.atomic():
                 user, token = self._account()
                 version = self._publish(user, doc)
         except (ApplicationError, ManifestError) as exc:
-            raise CommandError(exc.message) from exc
+            raise CommandError(_error_text(exc)) from exc
         self._report(url.rstrip("/"), token, version)
 
     def _account(self) -> tuple[User, str]:
