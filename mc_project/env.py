@@ -14,19 +14,26 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 class EnvError(ValueError):
     """An ``MC_*`` variable holds a value MC cannot use."""
 
 
+def _raw(name: str) -> str | None:
+    """The variable's value, or None when it is unset or blank (``MC_X=`` means "the default")."""
+    raw = os.environ.get(name)
+    return raw if raw is not None and raw.strip() else None
+
+
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    raw = _raw(name)
+    return default if raw is None else raw.strip()
 
 
 def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return default
     value = raw.strip().lower()
@@ -58,7 +65,7 @@ def env_float(name: str, default: float) -> float:
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]

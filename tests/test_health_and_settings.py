@@ -106,3 +106,17 @@ def test_production_starts_when_configured(tmp_path: Path) -> None:
     result = run_mc(code, PRODUCTION_OK, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False ['mc.example.com']"
+
+
+def test_blank_variables_mean_the_default(monkeypatch: Any) -> None:
+    from mc_project.env import read_environment
+
+    for name in ("MC_DEBUG", "MC_ALLOWED_HOSTS", "MC_LOG_LEVEL", "MC_PYTHON_ALLOWED_MODULES", "MC_RETRY_JITTER"):
+        monkeypatch.setenv(name, "  ")
+    monkeypatch.setenv("MC_ENV", "development")
+    env = read_environment()
+    assert env.debug is True
+    assert "localhost" in env.allowed_hosts
+    assert env.log_level == "INFO"
+    assert env.python_allowed_modules == ["executions.packages.samples"]
+    assert env.retry_jitter == 0.25
