@@ -22,7 +22,7 @@ _NS_PER_MS = 1_000_000
 
 @dataclass(frozen=True)
 class Result:
-    """Summary of one timed callable, in milliseconds."""
+    """Summary of timed samples (of a callable, or latencies read elsewhere), in milliseconds."""
 
     name: str
     repeat: int
