@@ -100,6 +100,7 @@ class StepRun(models.Model):
     lost_attempts = models.PositiveSmallIntegerField(default=0)
     attempts = models.JSONField(default=list)
     worker = models.CharField(max_length=255, blank=True, default="")
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     attempt_started_at = models.DateTimeField(null=True, blank=True)

@@ -51,7 +51,7 @@ class StepOutput(serializers.ModelSerializer):
     id = serializers.CharField(source="step_id")
     shard = serializers.IntegerField(source="shard_index")
     compensates = serializers.SerializerMethodField()
-    attempts = AttemptOutput(many=True)
+    attempts = serializers.SerializerMethodField()
 
     class Meta:
         model = StepRun
@@ -80,6 +80,15 @@ class StepOutput(serializers.ModelSerializer):
             "outputs_ref",
             "error",
         ]
+
+    @extend_schema_field(AttemptOutput(many=True))
+    def get_attempts(self, step: StepRun) -> list[dict[str, Any]]:
+        """Finished attempts, then the one running now (its outcome still null)."""
+        attempts = list(step.attempts)
+        if step.status == "running" and step.attempt_started_at is not None:
+            started = step.attempt_started_at.isoformat()
+            attempts.append({"attempt": step.attempt, "worker": step.worker, "started_at": started, "outcome": None})
+        return attempts
 
     def get_compensates(self, step: StepRun) -> str | None:
         return step.step_id if step.kind == "compensation" else None

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from celery import chord, current_app, signature
+from celery import chord, signature
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from executions.choices import (
@@ -32,6 +31,7 @@ from executions.expressions import merge_shard_outputs
 from executions.models import Execution, StepRun
 from executions.planner import matrix_shards
 from executions.transitions import execution_transition, step_transition, steps_transition
+from mc_project.celery import app as celery_app
 
 RUN_STEP = "executions.run_step"
 RUN_SHARD = "executions.run_shard"
@@ -72,7 +72,7 @@ def send_steps(messages: Sequence[Message]) -> None:
     """Send step tasks now (call after commit), sharing one producer connection."""
     if not messages:
         return
-    app = current_app
+    app = celery_app
     with app.producer_or_acquire() as producer:
         for message in messages:
             app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
@@ -80,9 +80,12 @@ def send_steps(messages: Sequence[Message]) -> None:
 
 def send_chord(parent_pk: int, shards: Sequence[Message]) -> None:
     """Run a matrix task's shards as a Celery chord joined by ``join_shards`` on mc.control."""
-    header = [signature(RUN_SHARD, args=[m.pk], options={**m.options(), "ignore_result": False}) for m in shards]
-    callback = signature(JOIN_SHARDS, args=[parent_pk], options={"queue": "mc.control"})
-    chord(header)(callback)
+    header = [
+        signature(RUN_SHARD, args=[m.pk], options={**m.options(), "ignore_result": False}, app=celery_app)
+        for m in shards
+    ]
+    callback = signature(JOIN_SHARDS, args=[parent_pk], options={"queue": "mc.control"}, app=celery_app)
+    chord(header, app=celery_app)(callback)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -211,25 +214,41 @@ def step_finished(execution: Execution, step: StepRun) -> None:
         _compensation_next(execution)
         return
     if step.status == StepStatus.SUCCEEDED and execution.status == ExecutionStatus.RUNNING:
-        _release_dependents(execution, step)
+        release_dependents(execution, step)
     elif step.status == StepStatus.FAILED:
         _execution_failing(execution, step)
     _steps_done(execution, 1)
 
 
-def _release_dependents(execution: Execution, step: StepRun) -> None:
+_RELEASE_SQL = """
+UPDATE executions_steprun SET needs_pending = needs_pending - 1
+WHERE execution_id = %s AND kind = %s AND step_id IN ({placeholders})
+RETURNING id, needs_pending, status, matrix IS NOT NULL
+"""
+
+
+def release_dependents(execution: Execution, step: StepRun) -> None:
+    """Count one more need met for each dependent; queue those whose needs are all met.
+
+    One statement decrements the counters and returns them: the execution lock serialises
+    it, so only the transaction that took a counter to zero sees it pending at zero.
+    """
     if not step.dependents:
         return
-    dependents = StepRun.objects.filter(execution=execution, kind=StepKind.STEP, step_id__in=step.dependents)
-    dependents.update(needs_pending=F("needs_pending") - 1)
-    # The execution lock serialises this: only the transaction that took a counter to zero sees it pending at zero.
-    ready = list(
-        dependents.filter(needs_pending=0, status=StepStatus.PENDING)
-        .only(
+    execution_id = Execution._meta.pk.get_db_prep_value(execution.pk, connection)  # type: ignore[union-attr]
+    sql = _RELEASE_SQL.format(placeholders=", ".join(["%s"] * len(step.dependents)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [execution_id, StepKind.STEP, *step.dependents])
+        rows = cursor.fetchall()
+    ready = [pk for pk, pending, status, _ in rows if pending == 0 and status == StepStatus.PENDING]
+    if ready:
+        fields = (
             "id",
+            "execution_id",
             "queue",
             "timeout_seconds",
             "matrix",
+            "max_parallel",
             "step_id",
             "sequence",
             "uses",
@@ -238,11 +257,8 @@ def _release_dependents(execution: Execution, step: StepRun) -> None:
             "resource_class",
             "max_attempts",
             "status",
-            "execution_id",
         )
-        .order_by("sequence")
-    )
-    queue_steps(execution, ready)
+        queue_steps(execution, StepRun.objects.filter(pk__in=ready).only(*fields).order_by("sequence"))
 
 
 def _execution_failing(execution: Execution, failed: StepRun) -> None:
@@ -381,7 +397,7 @@ def shards_join(parent_pk: int) -> None:
 
 def join_if_settled(parent_pk: int) -> None:
     """Join a matrix task without waiting for its chord (used when a shard hit a hard time limit)."""
-    transaction.on_commit(lambda: current_app.send_task(JOIN_SHARDS, args=[parent_pk], queue="mc.control"))
+    transaction.on_commit(lambda: celery_app.send_task(JOIN_SHARDS, args=[parent_pk], queue="mc.control"))
 
 
 # --- cancel ---------------------------------------------------------------------------------
@@ -426,7 +442,7 @@ def execution_cancel(*, execution: Execution) -> Execution:
         # Shards are left to finish their chord (a revoked chord member never completes it).
         terminate = [f"mc-step-{pk}" for pk, kind in running if kind == StepKind.STEP]
         if terminate:
-            transaction.on_commit(lambda: current_app.control.revoke(terminate, terminate=True, signal="SIGTERM"))
+            transaction.on_commit(lambda: celery_app.control.revoke(terminate, terminate=True, signal="SIGTERM"))
         _steps_done(execution, cancelled_steps)
     execution.refresh_from_db()
     return execution

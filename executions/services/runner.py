@@ -16,26 +16,28 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from executions.artifacts import ArtifactStore
 from executions.choices import MAX_LOST_ATTEMPTS, ExecutionStatus, StepKind, StepStatus
 from executions.expressions import ExpressionError, references, render
-from executions.models import StepRun
+from executions.models import Execution, StepRun
 from executions.packages.base import InputInvalid, PackageSettings, StepContext, StepFailed
 from executions.packages.registry import UnknownPackage, default_registry
 from executions.services.dispatch import (
     backoff_delay,
+    execution_settle,
     join_if_settled,
     lock_execution,
     lock_step,
+    release_dependents,
     step_finished,
 )
-from executions.transitions import step_transition
+from executions.transitions import step_transition, steps_transition
+from mc_project.celery import app as celery_app
 from workflows.manifest import canonical_json, sha256_digest
 
 logger = logging.getLogger(__name__)
@@ -43,11 +45,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Claim:
-    """A step this worker now runs, with what it needs to run it."""
+    """A step this worker now runs, and the number of its attempt."""
 
     step: StepRun
     attempt: int
-    inputs: dict[str, Any]
 
 
 class Throttled(Exception):
@@ -90,18 +91,33 @@ def _now_iso() -> str:
     return timezone.now().isoformat()
 
 
+_FAST_CLAIM_SQL = """
+UPDATE executions_steprun
+SET status = %s, attempt = attempt + 1, worker = %s, worker_pid = %s,
+    started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL
+WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL
+RETURNING {columns}
+"""
+
+
+def _fast_claim(step_pk: int, *, worker: str) -> StepRun | None:
+    """The common case in one statement: a queued or retrying step, not a throttled shard."""
+    columns = ", ".join(str(field.column) for field in StepRun._meta.concrete_fields)
+    now = timezone.now()
+    params = [StepStatus.RUNNING, worker, os.getpid(), now, now, step_pk, StepStatus.QUEUED, StepStatus.RETRYING]
+    rows = list(StepRun.objects.raw(_FAST_CLAIM_SQL.format(columns=columns), params))
+    return rows[0] if rows else None
+
+
 def step_claim(step_pk: int, *, worker: str) -> Claim | None:
     """Start a new attempt of a queued, retrying or lost step; None if there is nothing to run."""
+    step = _fast_claim(step_pk, worker=worker)
+    if step is not None:
+        return Claim(step=step, attempt=step.attempt)
     with transaction.atomic():
         _wait_for_shard_slot(step_pk)
-        try:
-            step = (
-                StepRun.objects.select_for_update(of=("self",))
-                .select_related("execution")
-                .only("execution__inputs", *(f.name for f in StepRun._meta.concrete_fields))
-                .get(pk=step_pk)
-            )
-        except StepRun.DoesNotExist:
+        step = StepRun.objects.select_for_update().filter(pk=step_pk).first()
+        if step is None:
             return None
         attempts = list(step.attempts)
         lost = step.lost_attempts
@@ -109,32 +125,44 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
             if _attempt_alive(step):
                 return None  # a duplicate delivery (e.g. a visibility timeout shorter than the step)
             # Delivered again while marked running: the worker of the last attempt was lost.
-            if attempts and attempts[-1].get("outcome") is None:
-                attempts[-1].update(outcome="lost", finished_at=_now_iso())
+            attempts.append(_attempt_record(step, "lost"))
             lost += 1
         elif step.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
             return None
         if lost <= MAX_LOST_ATTEMPTS:
             now = timezone.now()
-            attempt = step.attempt + 1
-            record = {"attempt": attempt, "worker": worker, "pid": os.getpid(), "started_at": now.isoformat()}
-            attempts.append({**record, "outcome": None})
             step_transition(
                 step,
                 StepStatus.RUNNING,
-                attempt=attempt,
+                attempt=step.attempt + 1,
                 attempts=attempts,
                 lost_attempts=lost,
                 worker=worker,
+                worker_pid=os.getpid(),
                 started_at=step.started_at or now,
                 attempt_started_at=now,
                 next_attempt_at=None,
             )
-            return Claim(step=step, attempt=attempt, inputs=step.execution.inputs)
+            return Claim(step=step, attempt=step.attempt)
     # Out of the claim's transaction, so that the execution row is locked before the step's.
     with transaction.atomic():
         _fail(step.pk, attempts, lost, {"code": "worker_lost", "message": f"lost {lost} workers running this step"})
     return None
+
+
+def _attempt_record(step: StepRun, outcome: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of the step's current attempt, closed with ``outcome``."""
+    record: dict[str, Any] = {
+        "attempt": step.attempt,
+        "worker": step.worker,
+        "pid": step.worker_pid,
+        "started_at": step.attempt_started_at.isoformat() if step.attempt_started_at else None,
+        "finished_at": _now_iso(),
+        "outcome": outcome,
+    }
+    if error:
+        record["error"] = error.get("message", "")
+    return record
 
 
 def _attempt_alive(step: StepRun) -> bool:
@@ -144,18 +172,17 @@ def _attempt_alive(step: StepRun) -> bool:
     The worker answers with its active tasks; the redelivered message has the same task id,
     so the attempt is recognised by its pool process id. No answer means the worker is gone.
     """
-    last = step.attempts[-1] if step.attempts else {}
     started = step.attempt_started_at
     limit = step.timeout_seconds + settings.MC_STEP_TIMEOUT_GRACE
-    if not last.get("worker") or started is None or timezone.now() - started > timedelta(seconds=limit):
+    if not step.worker or started is None or timezone.now() - started > timedelta(seconds=limit):
         return False
     try:
-        replies = current_app.control.inspect(destination=[last["worker"]], timeout=1.0).active() or {}
+        replies = celery_app.control.inspect(destination=[step.worker], timeout=1.0).active() or {}
     except Exception:  # a broker hiccup must not stop recovery
-        logger.warning("could not ask %s about step %s", last["worker"], step.pk, exc_info=True)
+        logger.warning("could not ask %s about step %s", step.worker, step.pk, exc_info=True)
         return False
-    active = replies.get(last["worker"], [])
-    return any(task.get("id") == step.task_id and task.get("worker_pid") == last.get("pid") for task in active)
+    active = replies.get(step.worker, [])
+    return any(task.get("id") == step.task_id and task.get("worker_pid") == step.worker_pid for task in active)
 
 
 def _wait_for_shard_slot(step_pk: int) -> None:
@@ -205,15 +232,8 @@ def outputs_load(step: StepRun) -> Any:
     return step.outputs
 
 
-def _attempt_closed(step: StepRun, attempt: int, outcome: str, error: dict[str, Any] | None = None) -> list[Any]:
-    attempts = list(step.attempts)
-    for record in reversed(attempts):
-        if record.get("attempt") == attempt:
-            record.update(outcome=outcome, finished_at=_now_iso())
-            if error:
-                record["error"] = error.get("message", "")
-            break
-    return attempts
+def _attempt_closed(step: StepRun, outcome: str, error: dict[str, Any] | None = None) -> list[Any]:
+    return [*step.attempts, _attempt_record(step, outcome, error)]
 
 
 def _log_append(step: StepRun, attempt: int, worker: str, log: StepLog) -> str:
@@ -227,27 +247,53 @@ def _holds_claim(step: StepRun, attempt: int) -> bool:
     return step.status == StepStatus.RUNNING and step.attempt == attempt
 
 
+_DECREMENT_SQL = """
+UPDATE executions_execution SET steps_remaining = steps_remaining - 1 WHERE id = %s
+RETURNING status, steps_remaining
+"""
+
+
 def step_succeed(claim: Claim, *, outputs: dict[str, Any], input_digest: str, log: StepLog) -> bool:
-    """Record a successful attempt and release what depends on it; False if the claim was lost."""
+    """Record a successful attempt and release what depends on it; False if the claim was lost.
+
+    A plain step (the hot path) takes one transaction of a few statements: count it done
+    on the execution row (which locks it, first), record it if this attempt still holds
+    the claim, release its dependents, and settle the execution if it was the last.
+    """
+    step = claim.step
     stored = outputs_store(outputs)
+    fields = {
+        "finished_at": timezone.now(),
+        "outputs": stored.inline,
+        "outputs_ref": stored.ref,
+        "output_digest": stored.digest,
+        "input_digest": input_digest,
+        "error": None,
+        "attempts": _attempt_closed(step, "succeeded"),
+        "log": _log_append(step, claim.attempt, step.worker, log),
+    }
     with transaction.atomic():
-        execution = lock_execution(claim.step.execution_id)
-        step = lock_step(claim.step.pk)
-        if not _holds_claim(step, claim.attempt):
+        if step.kind != StepKind.STEP:
+            execution = lock_execution(step.execution_id)
+            locked = lock_step(step.pk)
+            if not _holds_claim(locked, claim.attempt):
+                return False
+            step_transition(locked, StepStatus.SUCCEEDED, **fields)
+            step_finished(execution, locked)
+            return True
+        execution_id = Execution._meta.pk.get_db_prep_value(step.execution_id, connection)  # type: ignore[union-attr]
+        with connection.cursor() as cursor:
+            cursor.execute(_DECREMENT_SQL, [execution_id])
+            status, remaining = cursor.fetchone()
+        mine = StepRun.objects.filter(pk=step.pk, attempt=claim.attempt)
+        if not steps_transition(mine, [StepStatus.RUNNING], StepStatus.SUCCEEDED, **fields):
+            transaction.set_rollback(True)  # the claim was lost (cancelled, or redelivered elsewhere)
             return False
-        step_transition(
-            step,
-            StepStatus.SUCCEEDED,
-            finished_at=timezone.now(),
-            outputs=stored.inline,
-            outputs_ref=stored.ref,
-            output_digest=stored.digest,
-            input_digest=input_digest,
-            error=None,
-            attempts=_attempt_closed(step, claim.attempt, "succeeded"),
-            log=_log_append(step, claim.attempt, step.worker, log),
-        )
-        step_finished(execution, step)
+        execution = Execution(pk=step.execution_id, status=status)
+        if status == ExecutionStatus.RUNNING:
+            release_dependents(execution, step)
+        if remaining <= 0:
+            execution_settle(lock_execution(step.execution_id))
     return True
 
 
@@ -260,7 +306,7 @@ def step_attempt_failed(
         step = lock_step(claim_step_pk)
         if not _holds_claim(step, attempt):
             return None
-        attempts = _attempt_closed(step, attempt, "failed", error)
+        attempts = _attempt_closed(step, "failed", error)
         log_text = _log_append(step, attempt, step.worker, log)
         counted = step.attempt - step.lost_attempts
         if retryable and counted < step.max_attempts and execution.status == ExecutionStatus.RUNNING:
@@ -307,8 +353,14 @@ def _package_settings() -> PackageSettings:
     )
 
 
-def _render(step: StepRun, inputs: dict[str, Any]) -> Any:
-    names = {ref.name for _, ref in references(step.with_template) if ref.kind == "steps"}
+def _render(step: StepRun) -> Any:
+    found = [ref for _, ref in references(step.with_template)]
+    if not found:
+        return step.with_template
+    names = {ref.name for ref in found if ref.kind == "steps"}
+    inputs = {}
+    if any(ref.kind == "inputs" for ref in found):
+        inputs = Execution.objects.values_list("inputs", flat=True).get(pk=step.execution_id)
     outputs = {}
     if names:
         rows = StepRun.objects.filter(
@@ -350,7 +402,7 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
     log = StepLog(settings.MC_STEP_LOG_LIMIT)
     input_digest = ""
     try:
-        with_ = _render(step, claim.inputs)
+        with_ = _render(step)
         input_digest = sha256_digest(canonical_json(with_))
         package = default_registry().resolve(step.uses)
         problems = package.check_input(with_)

@@ -108,9 +108,8 @@ def test_recovery_redelivers_a_step_whose_worker_vanished(
         attempt=1,
         attempt_started_at=long_ago,
         started_at=long_ago,
-        attempts=[
-            {"attempt": 1, "worker": "gone@nowhere", "pid": 1, "started_at": long_ago.isoformat(), "outcome": None}
-        ],
+        worker="gone@nowhere",
+        worker_pid=1,
     )
     assert stalled_steps_recover() == 1
     execution = wait_finished(execution)
