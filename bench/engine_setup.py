@@ -152,7 +152,7 @@ class EngineBench:
     def __init__(self, name: str) -> None:
         self.name = name
         env = {**os.environ, **MC_ENV}
-        self.mc_worker = WorkerProcess(f"{name}-mc", "mc_project", MC_QUEUES, env=env, events=True)
+        self.mc_worker = WorkerProcess(f"{name}-mc", "mc_project", MC_QUEUES, env=env, events=False)
         self.baseline_worker = WorkerProcess(
             f"{name}-baseline", "bench.baseline_celery", ("bench.baseline",), env=dict(os.environ), events=False
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from executions.choices import EXECUTION_TRANSITIONS, STEP_TRANSITIONS
@@ -47,3 +48,23 @@ def steps_transition(steps: QuerySet[StepRun], from_statuses: Iterable[str], to:
         if to not in STEP_TRANSITIONS[source]:
             raise IllegalTransition(f"steps: {source} -> {to}")
     return steps.filter(status__in=sources).update(status=to, **fields)
+
+
+def step_transition_claimed(step_pk: int, attempt: int, frm: str, to: str, **fields: Any) -> bool:
+    """Move one step from ``frm`` to ``to`` if attempt ``attempt`` still holds it; one statement.
+
+    The hot path of every finished step: the same conditional UPDATE as ``steps_transition``
+    without building an ORM query (fields are prepared by their model fields, so JSON and
+    datetimes are stored exactly as the ORM stores them).
+    """
+    if to not in STEP_TRANSITIONS[frm]:
+        raise IllegalTransition(f"step {step_pk}: {frm} -> {to}")
+    model_fields = [StepRun._meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{field.column} = %s" for field in model_fields)  # type: ignore[union-attr]
+    values = [field.get_db_prep_save(fields[field.name], connection) for field in model_fields]  # type: ignore[union-attr]
+    sql = (
+        f"UPDATE {StepRun._meta.db_table} SET status = %s, {assignments} WHERE id = %s AND status = %s AND attempt = %s"  # noqa: S608 - column names from the model, values bound
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [to, *values, step_pk, frm, attempt])
+        return bool(cursor.rowcount == 1)

@@ -8,9 +8,23 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mc_project.settings")
 
 app = Celery("mc_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _worker_process_init(**_: object) -> None:
+    """Pool processes skip Django's per-task connection health check (a ``SELECT 1`` per step).
+
+    A connection that went stale fails the bookkeeping with an OperationalError, which the
+    step tasks retry (``autoretry_for``); Django then opens a fresh connection.
+    """
+    from django.db import connections
+
+    for alias in connections:
+        connections[alias].settings_dict["CONN_HEALTH_CHECKS"] = False

@@ -93,6 +93,7 @@ class Environment:
     db_conn_max_age: int
     broker_visibility_timeout: int
     broker_restore_interval: int
+    worker_events: bool
     retry_backoff_base: float
     retry_backoff_factor: float
     retry_backoff_cap: float
@@ -168,6 +169,7 @@ def read_environment() -> Environment:
         db_conn_max_age=env_int("MC_DB_CONN_MAX_AGE", 60),
         broker_visibility_timeout=env_int("MC_BROKER_VISIBILITY_TIMEOUT", 3600),
         broker_restore_interval=env_int("MC_BROKER_RESTORE_INTERVAL", 60),
+        worker_events=env_bool("MC_WORKER_EVENTS", False),
         retry_backoff_base=env_float("MC_RETRY_BACKOFF_BASE", 1.0),
         retry_backoff_factor=env_float("MC_RETRY_BACKOFF_FACTOR", 2.0),
         retry_backoff_cap=env_float("MC_RETRY_BACKOFF_CAP", 300.0),

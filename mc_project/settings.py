@@ -239,8 +239,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events cost a broker publish per task state: off unless asked for. Flower turns
+# them on in running workers when it starts (its enable_events broadcast); MC_WORKER_EVENTS
+# (or `celery worker -E`) turns them on from the start.
+CELERY_WORKER_SEND_TASK_EVENTS = ENV.worker_events
+CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BEAT_SCHEDULE = {
     "executions-recover-stalled": {

@@ -108,7 +108,7 @@ def test_production_starts_when_configured(tmp_path: Path) -> None:
     assert result.stdout.strip() == "False ['mc.example.com']"
 
 
-def test_blank_variables_mean_the_default(monkeypatch: Any) -> None:
+def test_blank_variables_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     from mc_project.env import read_environment
 
     for name in ("MC_DEBUG", "MC_ALLOWED_HOSTS", "MC_LOG_LEVEL", "MC_PYTHON_ALLOWED_MODULES", "MC_RETRY_JITTER"):

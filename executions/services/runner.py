@@ -36,7 +36,7 @@ from executions.services.dispatch import (
     release_dependents,
     step_finished,
 )
-from executions.transitions import step_transition, steps_transition
+from executions.transitions import step_transition, step_transition_claimed
 from mc_project.celery import app as celery_app
 from workflows.manifest import canonical_json, sha256_digest
 
@@ -100,13 +100,27 @@ RETURNING {columns}
 """
 
 
+def _row_reader() -> tuple[list[str], Any, Any]:
+    """Column names, and the ORM's converters for them, to build StepRun rows from a raw cursor."""
+    fields = StepRun._meta.concrete_fields
+    compiler = StepRun.objects.none().query.get_compiler(connection=connection)
+    converters = compiler.get_converters([field.get_col(StepRun._meta.db_table) for field in fields])
+    return [field.attname for field in fields], compiler, converters
+
+
 def _fast_claim(step_pk: int, *, worker: str) -> StepRun | None:
     """The common case in one statement: a queued or retrying step, not a throttled shard."""
+    names, compiler, converters = _row_reader()
     columns = ", ".join(str(field.column) for field in StepRun._meta.concrete_fields)
     now = timezone.now()
     params = [StepStatus.RUNNING, worker, os.getpid(), now, now, step_pk, StepStatus.QUEUED, StepStatus.RETRYING]
-    rows = list(StepRun.objects.raw(_FAST_CLAIM_SQL.format(columns=columns), params))
-    return rows[0] if rows else None
+    with connection.cursor() as cursor:
+        cursor.execute(_FAST_CLAIM_SQL.format(columns=columns), params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    (values,) = compiler.apply_converters(rows, converters) if converters else rows
+    return StepRun.from_db(connection.alias, names, values)
 
 
 def step_claim(step_pk: int, *, worker: str) -> Claim | None:
@@ -285,8 +299,7 @@ def step_succeed(claim: Claim, *, outputs: dict[str, Any], input_digest: str, lo
         with connection.cursor() as cursor:
             cursor.execute(_DECREMENT_SQL, [execution_id])
             status, remaining = cursor.fetchone()
-        mine = StepRun.objects.filter(pk=step.pk, attempt=claim.attempt)
-        if not steps_transition(mine, [StepStatus.RUNNING], StepStatus.SUCCEEDED, **fields):
+        if not step_transition_claimed(step.pk, claim.attempt, StepStatus.RUNNING, StepStatus.SUCCEEDED, **fields):
             transaction.set_rollback(True)  # the claim was lost (cancelled, or redelivered elsewhere)
             return False
         execution = Execution(pk=step.execution_id, status=status)

@@ -278,7 +278,20 @@ class Command(BaseCommand):
     def _children(self, options: dict[str, Any], host: str, port: int) -> list[Child]:
         log_dir = Path(settings.VAR_DIR) / "log"
         celery = [sys.executable, "-m", "celery", "-A", "mc_project"]
-        worker = [*celery, "worker", "-Q", QUEUES, "-c", str(options["concurrency"]), "-n", "mc-up@%h", "-l", "INFO"]
+        # -E: task events from the start, so Flower shows every step of the demo.
+        worker = [
+            *celery,
+            "worker",
+            "-Q",
+            QUEUES,
+            "-c",
+            str(options["concurrency"]),
+            "-n",
+            "mc-up@%h",
+            "-E",
+            "-l",
+            "INFO",
+        ]
         children = [Child("worker", worker, log_dir / "worker.log")]
         if options["beat"]:
             schedule = str(Path(settings.VAR_DIR) / "celerybeat-schedule")
