@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mc_project.settings")
 
@@ -28,3 +28,12 @@ def _worker_process_init(**_: object) -> None:
 
     for alias in connections:
         connections[alias].settings_dict["CONN_HEALTH_CHECKS"] = False
+
+
+@task_prerun.connect
+def _task_prerun(**_: object) -> None:
+    """Drop a connection that broke or outlived its age before each task, as Django does per request."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.close_if_unusable_or_obsolete()

@@ -244,6 +244,10 @@ CELERY_TASK_IGNORE_RESULT = True
 # (or `celery worker -E`) turns them on from the start.
 CELERY_WORKER_SEND_TASK_EVENTS = ENV.worker_events
 CELERY_TASK_SEND_SENT_EVENT = False
+# Celery's Django fixup closes every database connection after every task unless this is
+# set (a new PostgreSQL connection per step). Reuse them; mc_project.celery still drops a
+# connection that failed or outlived MC_DB_CONN_MAX_AGE before each task.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BEAT_SCHEDULE = {
     "executions-recover-stalled": {
