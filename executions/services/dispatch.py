@@ -23,6 +23,7 @@ from django.utils import timezone
 from executions.choices import (
     STEP_NOT_STARTED,
     STEP_TERMINAL,
+    STEP_TRANSITIONS,
     ExecutionStatus,
     StepKind,
     StepStatus,
@@ -220,45 +221,44 @@ def step_finished(execution: Execution, step: StepRun) -> None:
     _steps_done(execution, 1)
 
 
+# Decrement each dependent's counter and, for a plain step whose last need this was, move
+# it pending -> queued in the same statement (the move steps_transition would make; the
+# assertion below keeps the two in step). Matrix tasks stay pending here and are queued
+# with their shards by queue_steps.
+assert StepStatus.QUEUED in STEP_TRANSITIONS[StepStatus.PENDING]
 _RELEASE_SQL = """
-UPDATE executions_steprun SET needs_pending = needs_pending - 1
+UPDATE executions_steprun
+SET needs_pending = needs_pending - 1,
+    status = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE status END,
+    queued_at = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE queued_at END
 WHERE execution_id = %s AND kind = %s AND step_id IN ({placeholders})
-RETURNING id, needs_pending, status, matrix IS NOT NULL
+RETURNING id, needs_pending, status, matrix IS NOT NULL, queue, timeout_seconds, sequence
 """
 
 
 def release_dependents(execution: Execution, step: StepRun) -> None:
     """Count one more need met for each dependent; queue those whose needs are all met.
 
-    One statement decrements the counters and returns them: the execution lock serialises
-    it, so only the transaction that took a counter to zero sees it pending at zero.
+    One statement decrements the counters, queues the plain steps that reached zero and
+    returns what it did: the execution lock serialises it, so only the transaction that
+    took a counter to zero queues that step.
     """
     if not step.dependents:
         return
     execution_id = Execution._meta.pk.get_db_prep_value(execution.pk, connection)  # type: ignore[union-attr]
+    now = timezone.now()
+    pending, queued = StepStatus.PENDING, StepStatus.QUEUED
     sql = _RELEASE_SQL.format(placeholders=", ".join(["%s"] * len(step.dependents)))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [execution_id, StepKind.STEP, *step.dependents])
-        rows = cursor.fetchall()
-    ready = [pk for pk, pending, status, _ in rows if pending == 0 and status == StepStatus.PENDING]
-    if ready:
-        fields = (
-            "id",
-            "execution_id",
-            "queue",
-            "timeout_seconds",
-            "matrix",
-            "max_parallel",
-            "step_id",
-            "sequence",
-            "uses",
-            "with_template",
-            "needs",
-            "resource_class",
-            "max_attempts",
-            "status",
-        )
-        queue_steps(execution, StepRun.objects.filter(pk__in=ready).only(*fields).order_by("sequence"))
+        cursor.execute(sql, [pending, queued, pending, now, execution_id, StepKind.STEP, *step.dependents])
+        rows = sorted(cursor.fetchall(), key=lambda row: row[6])
+    released = [row for row in rows if row[1] == 0]
+    messages = [Message(pk, queue, timeout) for pk, _, status, _, queue, timeout, _ in released if status == queued]
+    if messages:
+        transaction.on_commit(lambda: send_steps(messages))
+    matrix = [pk for pk, _, status, is_matrix, *_ in released if is_matrix and status == pending]
+    if matrix:
+        queue_steps(execution, StepRun.objects.filter(pk__in=matrix).order_by("sequence"))
 
 
 def _execution_failing(execution: Execution, failed: StepRun) -> None:

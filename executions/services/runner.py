@@ -113,7 +113,16 @@ def _fast_claim(step_pk: int, *, worker: str) -> StepRun | None:
     names, compiler, converters = _row_reader()
     columns = ", ".join(str(field.column) for field in StepRun._meta.concrete_fields)
     now = timezone.now()
-    params = [StepStatus.RUNNING, worker, os.getpid(), now, now, step_pk, StepStatus.QUEUED, StepStatus.RETRYING]
+    params: list[Any] = [
+        StepStatus.RUNNING,
+        worker,
+        os.getpid(),
+        now,
+        now,
+        step_pk,
+        StepStatus.QUEUED,
+        StepStatus.RETRYING,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(_FAST_CLAIM_SQL.format(columns=columns), params)
         rows = cursor.fetchall()
