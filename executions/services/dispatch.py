@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import chord, signature
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -76,7 +77,10 @@ def send_steps(messages: Sequence[Message]) -> None:
     app = celery_app
     with app.producer_or_acquire() as producer:
         for message in messages:
-            app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+            try:
+                app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+            except SoftTimeLimitExceeded:  # the sending step's own limit struck: this message still goes
+                app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
 
 
 def send_chord(parent_pk: int, shards: Sequence[Message]) -> None:

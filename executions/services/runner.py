@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -41,6 +42,7 @@ from mc_project.celery import app as celery_app
 from workflows.manifest import canonical_json, sha256_digest
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -448,17 +450,43 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
             raise StepFailed(f"{step.uses} returned {type(outputs).__name__}, not an object", retryable=False)
     except Exception as exc:
         error, retryable = _failure(exc, step.timeout_seconds)
-        return step_attempt_failed(
-            step.pk, claim.attempt, error=error, retryable=retryable, input_digest=input_digest, log=log
+        return _uninterrupted(
+            step_attempt_failed,
+            step.pk,
+            claim.attempt,
+            error=error,
+            retryable=retryable,
+            input_digest=input_digest,
+            log=log,
         )
     try:
-        step_succeed(claim, outputs=outputs, input_digest=input_digest, log=log)
+        _uninterrupted(step_succeed, claim, outputs=outputs, input_digest=input_digest, log=log)
     except (TypeError, ValueError) as exc:  # outputs that are not plain JSON
         error = {"code": "invalid_outputs", "message": f"outputs are not JSON: {exc}", "retryable": False}
-        return step_attempt_failed(
-            step.pk, claim.attempt, error=error, retryable=False, input_digest=input_digest, log=log
+        return _uninterrupted(
+            step_attempt_failed,
+            step.pk,
+            claim.attempt,
+            error=error,
+            retryable=False,
+            input_digest=input_digest,
+            log=log,
         )
     return None
+
+
+def _uninterrupted(record: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run a recording service; if the soft time limit strikes in the middle, run it again.
+
+    The package may finish just as its soft limit fires (a package that enforces its own
+    timeout does exactly that). The limit fires once per attempt and the interrupted
+    transaction was rolled back, so running the recording again completes it.
+    """
+    try:
+        return record(*args, **kwargs)
+    except SoftTimeLimitExceeded:
+        logger.info("soft time limit struck while recording a step; recording again")
+        return record(*args, **kwargs)
 
 
 def step_hard_timeout(step_pk: int, timeout: int) -> float | None:

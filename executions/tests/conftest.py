@@ -61,7 +61,13 @@ def wait_finished(execution: Execution, timeout: float = 40) -> Execution:
         execution.refresh_from_db()
         return execution if execution.status in EXECUTION_TERMINAL else None
 
-    return wait_until(finished, timeout=timeout, message=f"execution {execution.pk} to finish")  # type: ignore[no-any-return]
+    try:
+        return wait_until(finished, timeout=timeout, message=f"execution {execution.pk} to finish")  # type: ignore[no-any-return]
+    except AssertionError as exc:
+        steps = StepRun.objects.filter(execution=execution).values_list(
+            "step_id", "kind", "status", "attempt", "attempts", "worker", "attempt_started_at"
+        )
+        raise AssertionError(f"{exc}; status {execution.status}; steps: {list(steps)}") from None
 
 
 def steps_by_id(execution: Execution, kind: str = "step") -> dict[str, StepRun]:
