@@ -82,3 +82,27 @@ def test_a_step_that_keeps_losing_its_worker_fails_instead_of_looping(execution:
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.FAILED  # nothing else had started: settled at once
     assert set(StepRun.objects.exclude(pk=step.pk).values_list("status", flat=True)) == {StepStatus.SKIPPED}
+
+
+@pytest.mark.django_db
+def test_a_soft_time_limit_striking_while_recording_still_records(
+    execution: Execution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from executions.services import runner
+
+    real, struck = runner.step_succeed, []
+
+    def interrupted_once(*args: Any, **kwargs: Any) -> bool:
+        if not struck:
+            struck.append(True)
+            raise SoftTimeLimitExceeded()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "step_succeed", interrupted_once)
+    step = StepRun.objects.get(execution=execution, step_id="fetch")
+    assert runner.step_execute(step.pk, worker="w") is None
+    step.refresh_from_db()
+    assert struck and step.status == StepStatus.SUCCEEDED and step.outputs == {"message": "fetch"}
+    assert set(StepRun.objects.filter(step_id__in=["left", "right"]).values_list("status", flat=True)) == {"queued"}
