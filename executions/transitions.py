@@ -1,4 +1,10 @@
-"""The one place each status changes: legal transitions only, saved with ``update_fields``."""
+"""The one place each status changes: legal transitions only.
+
+The ORM functions save with ``update_fields``; the two hot-path ones (claiming a step,
+recording its outcome) are single SQL statements with the same checks. The one other
+status write is the pending -> queued move inside ``dispatch.release_dependents``, made
+in the statement that counts a dependent's needs (asserted legal there).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,9 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from executions.choices import EXECUTION_TRANSITIONS, STEP_TRANSITIONS
+from executions.choices import EXECUTION_TRANSITIONS, STEP_TRANSITIONS, StepStatus
 from executions.models import Execution, StepRun
 
 
@@ -68,3 +75,49 @@ def step_transition_claimed(step_pk: int, attempt: int, frm: str, to: str, **fie
     with connection.cursor() as cursor:
         cursor.execute(sql, [to, *values, step_pk, frm, attempt])
         return bool(cursor.rowcount == 1)
+
+
+assert StepStatus.RUNNING in STEP_TRANSITIONS[StepStatus.QUEUED] & STEP_TRANSITIONS[StepStatus.RETRYING]
+_START_SQL = """
+UPDATE executions_steprun
+SET status = %s, attempt = attempt + 1, worker = %s, worker_pid = %s,
+    started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL
+WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL
+RETURNING {columns}
+"""
+
+
+def _row_reader() -> tuple[list[str], Any, Any]:
+    """Column names, and the ORM's converters for them, to build StepRun rows from a raw cursor."""
+    fields = StepRun._meta.concrete_fields
+    compiler = StepRun.objects.none().query.get_compiler(connection=connection)
+    converters = compiler.get_converters([field.get_col(StepRun._meta.db_table) for field in fields])
+    return [field.attname for field in fields], compiler, converters
+
+
+def step_start_claimed(step_pk: int, *, worker: str, pid: int) -> StepRun | None:
+    """Claim a queued or retrying step for a new attempt in one statement; the row, or None.
+
+    The hot path of every step start (queued|retrying -> running). Throttled shards
+    (``max_parallel``) and anything else take the locking path in the runner.
+    """
+    names, compiler, converters = _row_reader()
+    columns = ", ".join(str(field.column) for field in StepRun._meta.concrete_fields)
+    now = timezone.now()
+    params: list[Any] = [
+        StepStatus.RUNNING,
+        worker,
+        pid,
+        now,
+        now,
+        step_pk,
+        StepStatus.QUEUED,
+        StepStatus.RETRYING,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_START_SQL.format(columns=columns), params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    (values,) = compiler.apply_converters(rows, converters) if converters else rows
+    return StepRun.from_db(connection.alias, names, values)

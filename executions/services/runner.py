@@ -37,7 +37,7 @@ from executions.services.dispatch import (
     release_dependents,
     step_finished,
 )
-from executions.transitions import step_transition, step_transition_claimed
+from executions.transitions import step_start_claimed, step_transition, step_transition_claimed
 from mc_project.celery import app as celery_app
 from workflows.manifest import canonical_json, sha256_digest
 
@@ -93,50 +93,9 @@ def _now_iso() -> str:
     return timezone.now().isoformat()
 
 
-_FAST_CLAIM_SQL = """
-UPDATE executions_steprun
-SET status = %s, attempt = attempt + 1, worker = %s, worker_pid = %s,
-    started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL
-WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL
-RETURNING {columns}
-"""
-
-
-def _row_reader() -> tuple[list[str], Any, Any]:
-    """Column names, and the ORM's converters for them, to build StepRun rows from a raw cursor."""
-    fields = StepRun._meta.concrete_fields
-    compiler = StepRun.objects.none().query.get_compiler(connection=connection)
-    converters = compiler.get_converters([field.get_col(StepRun._meta.db_table) for field in fields])
-    return [field.attname for field in fields], compiler, converters
-
-
-def _fast_claim(step_pk: int, *, worker: str) -> StepRun | None:
-    """The common case in one statement: a queued or retrying step, not a throttled shard."""
-    names, compiler, converters = _row_reader()
-    columns = ", ".join(str(field.column) for field in StepRun._meta.concrete_fields)
-    now = timezone.now()
-    params: list[Any] = [
-        StepStatus.RUNNING,
-        worker,
-        os.getpid(),
-        now,
-        now,
-        step_pk,
-        StepStatus.QUEUED,
-        StepStatus.RETRYING,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_FAST_CLAIM_SQL.format(columns=columns), params)
-        rows = cursor.fetchall()
-    if not rows:
-        return None
-    (values,) = compiler.apply_converters(rows, converters) if converters else rows
-    return StepRun.from_db(connection.alias, names, values)
-
-
 def step_claim(step_pk: int, *, worker: str) -> Claim | None:
     """Start a new attempt of a queued, retrying or lost step; None if there is nothing to run."""
-    step = _fast_claim(step_pk, worker=worker)
+    step = step_start_claimed(step_pk, worker=worker, pid=os.getpid())
     if step is not None:
         return Claim(step=step, attempt=step.attempt)
     with transaction.atomic():
