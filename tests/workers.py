@@ -45,7 +45,16 @@ def database_url() -> str:
 class WorkerProcess:
     """One ``celery worker`` subprocess; its log goes to a file the test can read."""
 
-    def __init__(self, log_dir: Path, *, name: str, concurrency: int = 2, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        name: str,
+        concurrency: int = 2,
+        env: Mapping[str, str] | None = None,
+        queues: str = QUEUES,
+    ) -> None:
+        self.queues = queues
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.concurrency = concurrency
@@ -70,7 +79,7 @@ class WorkerProcess:
                 "mc_project",
                 "worker",
                 "-Q",
-                QUEUES,
+                self.queues,
                 "-c",
                 str(self.concurrency),
                 "-P",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -352,3 +353,29 @@ def test_max_parallel_caps_the_shards_running_at_once(worker: WorkerProcess, pub
     assert len(intervals) == 5 and all(s.attempt == 1 for s in shards)
     for (_, finished), (started, _) in itertools.pairwise(intervals):
         assert started >= finished  # one at a time, although two pool processes were free
+
+
+def test_steps_go_to_the_queue_of_their_resource_class(
+    worker: WorkerProcess, publish: Any, client: APIClient, worker_log_dir: Any
+) -> None:
+    worker.stop()  # only a worker on mc.large and mc.control now (the fixture restarts the shared one later)
+    large_only = WorkerProcess(worker_log_dir, name="mc-large-only", queues="mc.large,mc.control").start()
+    try:
+        big = publish(
+            workflow_doc(
+                "big-one",
+                [{"id": "crunch", "uses": "pkg:mc/echo@1", "with": {"message": 1}, "resource_class": "large"}],
+            )
+        )
+        small = publish(workflow_doc("small-one", [{"id": "tiny", "uses": "pkg:mc/echo@1", "with": {"message": 1}}]))
+        waiting = start(client, small)
+        done = wait_finished(start(client, big))
+        assert done.status == ExecutionStatus.SUCCEEDED
+        assert steps_by_id(done)["crunch"].worker.startswith("mc-large-only@")
+        time.sleep(1)
+        tiny = steps_by_id(waiting)["tiny"]
+        assert tiny.status == StepStatus.QUEUED and tiny.queue == "mc.small"  # nobody consumes mc.small
+    finally:
+        large_only.stop()
+    worker.start()
+    assert wait_finished(waiting).status == ExecutionStatus.SUCCEEDED  # picked up once mc.small has a worker
