@@ -1,0 +1,138 @@
+# Quotas pack: how many large steps a run may have, and how many steps of each resource
+# class a tenant may run at once.
+#
+# Reads input.stage, input.plan.steps (resource_class, shards), input.usage.running_steps
+# and the tenant's input.limits.max_large_steps_per_run / max_concurrent_steps, falling
+# back per key to data.mc.quotas.defaults (input document mc.policy/v1, docs/policy.md).
+# At stage "dispatch" plan.steps holds the one step about to start.
+# Messages are built with concat: rego-cpp 1.5.2 sprintf quotes computed strings.
+# Every lookup has a default, so a partial input gives fewer denials, never an
+# undefined deny.
+package mc.quotas
+
+import rego.v1
+
+default plan := {}
+
+plan := p if {
+	p := input.plan
+	is_object(p)
+}
+
+default usage := {}
+
+usage := u if {
+	u := input.usage
+	is_object(u)
+}
+
+default limits := {}
+
+limits := l if {
+	l := input.limits
+	is_object(l)
+}
+
+default stage := ""
+
+stage := s if {
+	s := input.stage
+	is_string(s)
+}
+
+text(x) := x if is_string(x)
+
+else := ""
+
+list(x) := x if is_array(x)
+
+else := []
+
+quoted(s) := concat("", ["\"", s, "\""])
+
+# plan.steps with their index, for JSON pointers; entries that are not objects are skipped.
+steps := {i: s | some i, s in list(object.get(plan, "steps", [])); is_object(s)}
+
+# A step's resource class; the manifest's default is "small".
+class_of(step) := c if {
+	c := step.resource_class
+	is_string(c)
+	c != ""
+} else := "small"
+
+# A step's shard count: a positive integer, else 1.
+shards_of(step) := n if {
+	n := step.shards
+	is_number(n)
+	n >= 1
+} else := 1
+
+step_label(step, i) := quoted(step.id) if is_string(step.id)
+
+else := concat("", ["#", format_int(i, 10)])
+
+max_large := n if {
+	n := limits.max_large_steps_per_run
+	is_number(n)
+} else := n if {
+	n := data.mc.quotas.defaults.max_large_steps_per_run
+	is_number(n)
+}
+
+# The concurrency limit of a resource class: the tenant's, else the default; undefined
+# (no limit) for a class neither names.
+max_concurrent(class) := n if {
+	n := limits.max_concurrent_steps[class]
+	is_number(n)
+} else := n if {
+	n := data.mc.quotas.defaults.max_concurrent_steps[class]
+	is_number(n)
+}
+
+running(class) := n if {
+	n := usage.running_steps[class]
+	is_number(n)
+} else := 0
+
+large_count := sum([shards_of(s) | some s in steps; class_of(s) == "large"])
+
+deny contains {
+	"code": "large_steps_exceeded",
+	"message": concat("", [
+		"the plan has ", format_int(large_count, 10), " large steps (counting shards); the limit is ",
+		format_int(max_large, 10), " per run",
+	]),
+	"path": "/plan/steps",
+} if {
+	large_count > max_large
+}
+
+deny contains {
+	"code": "resource_class_disabled",
+	"message": concat("", [
+		"step ", step_label(step, i), " uses resource class ", quoted(class_of(step)),
+		", which this tenant may not use (max_concurrent_steps is 0)",
+	]),
+	"path": concat("", ["/plan/steps/", format_int(i, 10), "/resource_class"]),
+} if {
+	stage in {"plan", "execute"}
+	some i, step in steps
+	max_concurrent(class_of(step)) <= 0
+}
+
+deny contains {
+	"code": "quota_exceeded",
+	"message": concat("", [
+		"starting step ", step_label(step, i), " would make ", format_int(running(class) + 1, 10), " ",
+		quoted(class), " steps run at once for this tenant; the limit is ", format_int(max_concurrent(class), 10),
+	]),
+	"path": concat("", ["/usage/running_steps/", class]),
+} if {
+	stage == "dispatch"
+	some i, step in steps
+	class := class_of(step)
+	running(class) + 1 > max_concurrent(class)
+}
+
+# No warnings yet; defined so that every pack answers the same two queries.
+warn := set()

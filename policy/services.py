@@ -1,0 +1,211 @@
+"""Policy decisions: build the input document, evaluate the packs, store and enforce the result.
+
+Every evaluation is stored as a ``PolicyDecision`` naming the bundle revision that made it.
+A pack that cannot be loaded or evaluated denies (``policy_error``): MC never allows
+silently. A deny blocks only where the tenant's mode for that pack is ``enforce``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from mc_project.errors import Forbidden
+from mc_project.tenancy.models import Tenant
+from policy.choices import PACKS, PolicyMode
+from policy.models import PolicyBundle, PolicyDecision, TenantPolicy
+
+INPUT_VERSION = "mc.policy/v1"
+BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
+
+_engines: dict[tuple[str, str], Any] = {}
+_engines_lock = threading.Lock()
+
+
+def usage_for(tenant: Tenant) -> dict[str, Any]:
+    """What the tenant uses now: running steps per resource class (from rows), spend today."""
+    from executions.choices import RESOURCE_CLASSES, ExecutionMode, StepStatus
+    from executions.models import Execution, StepRun
+
+    running = dict(
+        StepRun.objects.filter(execution__tenant=tenant, status=StepStatus.RUNNING)
+        .values_list("resource_class")
+        .annotate(n=Count("pk"))
+        .values_list("resource_class", "n")
+    )
+    midnight = datetime.combine(timezone.now().date(), time.min, tzinfo=UTC)
+    today = Execution.objects.filter(tenant=tenant, mode=ExecutionMode.RUN, created_at__gte=midnight)
+    spend = 0.0
+    for plan in today.values_list("plan", flat=True).iterator():
+        spend += float((plan or {}).get("estimated_usd") or 0)
+    return {"running_steps": {rc: running.get(rc, 0) for rc in RESOURCE_CLASSES}, "spend_today_usd": round(spend, 6)}
+
+
+def tenant_policies(tenant: Tenant) -> tuple[dict[str, str], dict[str, Any]]:
+    """The tenant's mode per pack (enforce unless set) and its limits, merged over every pack."""
+    modes = dict.fromkeys(PACKS, PolicyMode.ENFORCE.value)
+    limits: dict[str, Any] = {}
+    for row in TenantPolicy.objects.filter(tenant=tenant):
+        modes[row.pack] = row.mode
+        limits.update(row.limits or {})
+    return modes, limits
+
+
+def policy_input(
+    *,
+    stage: str,
+    tenant: Tenant,
+    actor: Any,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    mode: str,
+    region: str,
+    limits: dict[str, Any],
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The input document every pack sees (version mc.policy/v1, docs/policy.md)."""
+    tasks = {task["id"]: task for task in manifest.get("tasks", [])}
+    steps = [
+        {
+            "id": step["id"],
+            "uses": step["uses"],
+            "resource_class": step["resource_class"],
+            "shards": step.get("shards", 1),
+            "needs": step.get("needs", []),
+            "side_effects": step.get("side_effects", False),
+            "data_classes": step.get("data_classes", []),
+            "regions": tasks.get(step["id"], {}).get("regions", []),
+        }
+        for step in plan.get("steps", [])
+    ]
+    return {
+        "version": INPUT_VERSION,
+        "stage": stage,
+        "request": {
+            "tenant": tenant.slug,
+            "actor": getattr(actor, "username", "") or "",
+            "mode": mode,
+            "region": region,
+            "resource_classes": sorted({step["resource_class"] for step in steps}),
+        },
+        "manifest": manifest,
+        "plan": {
+            "estimated_usd": plan.get("estimated_usd", 0),
+            "estimated_seconds": plan.get("estimated_seconds", 0),
+            "steps": steps,
+            "side_effects": plan.get("side_effects", []),
+            "data_classes": plan.get("data_classes", []),
+        },
+        "usage": usage if usage is not None else usage_for(tenant),
+        "limits": limits,
+    }
+
+
+def _active_bundle_row(pack: str) -> PolicyBundle | None:
+    return PolicyBundle.objects.filter(pack=pack, active=True).first()
+
+
+def _engine_for(pack: str) -> tuple[Any, PolicyBundle | None]:
+    """The engine evaluating ``pack``'s active bundle (built once per revision and cached)."""
+    from policy.engine import RegoEngine, bundle_from_files, load_bundle
+
+    row = _active_bundle_row(pack)
+    key = (pack, row.digest if row else f"disk:{BUNDLES_DIR / pack}")
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            if row is not None:
+                bundle = bundle_from_files({path: text.encode() for path, text in row.files.items()}, name=pack)
+            else:
+                bundle = load_bundle(BUNDLES_DIR / pack, name=pack)
+            engine = _engines[key] = RegoEngine([bundle])
+    return engine, row
+
+
+def policies_evaluate(
+    *,
+    stage: str,
+    tenant: Tenant,
+    actor: Any,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    mode: str,
+    region: str = "",
+    packs: Sequence[str] = PACKS,
+    workflow_version: Any = None,
+    execution: Any = None,
+) -> list[PolicyDecision]:
+    """Evaluate ``packs`` and store one decision each; never raises for a broken pack (it denies)."""
+    from policy.engine import POLICY_ERROR, Decision, input_digest
+
+    modes, limits = tenant_policies(tenant)
+    document = policy_input(
+        stage=stage, tenant=tenant, actor=actor, manifest=manifest, plan=plan, mode=mode, region=region, limits=limits
+    )
+    decisions = []
+    for pack in packs:
+        row = None
+        try:
+            engine, row = _engine_for(pack)
+            decision = engine.evaluate(pack, document)
+        except Exception as exc:  # a pack that cannot load must deny, not crash the request
+            message = f"policy pack {pack!r} could not be loaded: {exc}"
+            explanation = {"code": POLICY_ERROR, "message": message, "path": ""}
+            decision = Decision(pack, "", "", input_digest(document), "deny", [explanation], [], 0.0, message)
+        decisions.append(
+            PolicyDecision(
+                tenant=tenant,
+                stage=stage,
+                workflow_version=workflow_version,
+                execution=execution,
+                pack=pack,
+                bundle=row,
+                revision=decision.revision,
+                bundle_digest=decision.bundle_digest,
+                input_digest=decision.input_digest,
+                mode=modes.get(pack, PolicyMode.ENFORCE),
+                result=decision.result,
+                deny=decision.deny,
+                warn=decision.warn,
+                duration_ms=decision.duration_ms,
+            )
+        )
+    return PolicyDecision.objects.bulk_create(decisions)
+
+
+def decisions_summary(decisions: Iterable[PolicyDecision]) -> list[dict[str, Any]]:
+    """The ``policy_decisions`` of a plan: one entry per pack with its explanations."""
+    return [
+        {
+            "id": str(decision.pk),
+            "pack": decision.pack,
+            "result": decision.result,
+            "mode": decision.mode,
+            "blocks": decision.blocks,
+            "revision": decision.revision,
+            "bundle_digest": decision.bundle_digest,
+            "deny": decision.deny,
+            "warn": decision.warn,
+        }
+        for decision in decisions
+    ]
+
+
+def policy_enforce(decisions: Iterable[PolicyDecision]) -> None:
+    """Raise 403 ``policy_denied`` with every explanation if an enforced pack denied."""
+    blocking = [decision for decision in decisions if decision.blocks]
+    if not blocking:
+        return
+    details = [
+        {"path": item.get("path") or "", "message": f"{decision.pack}: {item.get('code')}: {item.get('message')}"}
+        for decision in blocking
+        for item in decision.deny
+    ]
+    packs = ", ".join(sorted({decision.pack for decision in blocking}))
+    raise Forbidden(f"Denied by policy ({packs}).", code="policy_denied", details=details)
