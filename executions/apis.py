@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from executions import selectors, services
-from executions.choices import StepKind
+from executions.choices import ExecutionMode, StepKind
 from executions.filters import ExecutionFilter
 from executions.inputs import inputs_resolve
 from executions.models import Execution, StepRun
@@ -31,6 +31,7 @@ from mc_project.errors import NotFound, ValidationFailed
 from mc_project.serializers import ErrorOutput
 from mc_project.tenancy.choices import Role
 from mc_project.tenancy.selectors import tenant_for_user
+from policy.choices import DecisionStage
 from workflows import selectors as workflow_selectors
 from workflows.models import Workflow
 
@@ -105,6 +106,7 @@ class ExecutionListApi(ListAPIView):
             inputs=values.get("inputs"),
             mode=values["mode"],
             idempotency_key=_idempotency_key(request, values.get("idempotency_key")),
+            region=values.get("region", ""),
         )
         execution = selectors.execution_get(user=request.user, execution_id=execution.pk)
         headers = {"Location": reverse("execution-detail", args=[execution.pk])}
@@ -231,12 +233,20 @@ class PlanApi(APIView):
                 code="invalid_inputs",
                 details=[problem.as_dict() for problem in problems],
             )
+        plan, _ = services.plan_checked(
+            version=workflow_version,
+            tenant=tenant_for_user(request.user),
+            actor=request.user,
+            stage=DecisionStage.PLAN,
+            mode=ExecutionMode.DRY_RUN,
+            region=data.validated_data.get("region", ""),
+        )
         body = {
             "workflow": str(workflow.pk),
             "workflow_name": workflow.name,
             "version": workflow_version.version,
             "snapshot": f"sha256:{workflow_version.digest}",
             "inputs": resolved,
-            **services.plan_for(workflow_version),
+            **plan,
         }
         return Response(body)

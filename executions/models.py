@@ -29,6 +29,7 @@ class Execution(models.Model):
     )
     mode = models.CharField(max_length=16, choices=ExecutionMode.choices, default=ExecutionMode.RUN)
     status = models.CharField(max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.RUNNING)
+    region = models.CharField(max_length=32, blank=True, default="", help_text="where the run was asked to run")
     inputs = models.JSONField(default=dict)
     inputs_digest = models.CharField(max_length=64)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001

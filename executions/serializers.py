@@ -32,10 +32,16 @@ class ExecutionCreateInput(StrictSerializer):
     inputs = JSONObjectField(required=False)
     mode = serializers.ChoiceField(choices=ExecutionMode.choices, default=ExecutionMode.RUN)
     idempotency_key = serializers.CharField(required=False, min_length=1, max_length=255)
+    region = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9-]{1,31}$", required=False, help_text="where to run; default the workflow's region"
+    )
 
 
 class PlanInput(StrictSerializer):
     inputs = JSONObjectField(required=False)
+    region = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9-]{1,31}$", required=False, help_text="where to run; default the workflow's region"
+    )
 
 
 class AttemptOutput(serializers.Serializer):
@@ -111,6 +117,7 @@ class ExecutionOutput(serializers.ModelSerializer):
             "snapshot",
             "mode",
             "status",
+            "region",
             "inputs",
             "inputs_digest",
             "idempotency_key",

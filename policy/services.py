@@ -86,11 +86,11 @@ def policy_input(
     ]
     return {
         "version": INPUT_VERSION,
-        "stage": stage,
+        "stage": str(stage),
         "request": {
             "tenant": tenant.slug,
             "actor": getattr(actor, "username", "") or "",
-            "mode": mode,
+            "mode": str(mode),
             "region": region,
             "resource_classes": sorted({step["resource_class"] for step in steps}),
         },

@@ -125,11 +125,44 @@ def next_version(*, last: str | None, proposed: str, bump: str | None, explicit:
     return str(semver.Version.parse(last).next_version(part=bump or Bump.PATCH))
 
 
-@transaction.atomic
 def workflow_publish(
     *, workflow: Workflow, actor: Any, bump: str | None = None, version: str | None = None
 ) -> PublishResult:
-    """Freeze the draft as the next semver version, content-addressed by its sha256."""
+    """Freeze the draft as the next semver version, content-addressed by its sha256.
+
+    The static policy packs (residency, pii) decide first; their decisions are stored
+    even when they deny (403 ``policy_denied``), and the draft stays a draft.
+    """
+    draft = workflow.versions.filter(state=VersionState.DRAFT).first()
+    if draft is not None:
+        _publish_policy_check(workflow=workflow, draft=draft, actor=actor)
+    return _publish_locked(workflow=workflow, actor=actor, bump=bump, version=version)
+
+
+def _publish_policy_check(*, workflow: Workflow, draft: WorkflowVersion, actor: Any) -> None:
+    from executions.planner import plan_build
+    from policy.choices import STATIC_PACKS, DecisionStage
+    from policy.services import policies_evaluate, policy_enforce
+
+    doc = _checked(draft.manifest)
+    decisions = policies_evaluate(
+        stage=DecisionStage.PUBLISH,
+        tenant=workflow.tenant,
+        actor=actor,
+        manifest=doc,
+        plan=plan_build(doc).as_dict(),
+        mode="run",
+        region=doc.get("region", ""),
+        packs=STATIC_PACKS,
+        workflow_version=draft,
+    )
+    policy_enforce(decisions)
+
+
+@transaction.atomic
+def _publish_locked(
+    *, workflow: Workflow, actor: Any, bump: str | None = None, version: str | None = None
+) -> PublishResult:
     _lock(workflow)
     draft = workflow.versions.filter(state=VersionState.DRAFT).first()
     if draft is None:

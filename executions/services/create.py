@@ -14,15 +14,20 @@ from executions.planner import plan_build
 from executions.services.dispatch import steps_create
 from mc_project.errors import Conflict, NotFound, ValidationFailed
 from mc_project.tenancy.models import Tenant
+from policy.choices import DecisionStage
+from policy.models import PolicyDecision
+from policy.services import decisions_summary, policies_evaluate, policy_enforce
 from workflows.manifest import canonical_json, sha256_digest
 from workflows.models import Workflow, WorkflowVersion
 from workflows.selectors import version_get
 from workflows.services import latest_published
 
 
-def request_digest(*, workflow: Workflow, version: str | None, inputs: Any, mode: str) -> str:
+def request_digest(*, workflow: Workflow, version: str | None, inputs: Any, mode: str, region: str = "") -> str:
     """sha256 of what a request asked for, to tell a retry from a different request with the same key."""
     document = {"workflow": str(workflow.pk), "version": version, "inputs": inputs or {}, "mode": mode}
+    if region:
+        document["region"] = region
     return sha256_digest(canonical_json(document))
 
 
@@ -48,8 +53,30 @@ def version_for_run(*, workflow: Workflow, version: str | None) -> WorkflowVersi
 
 
 def plan_for(version: WorkflowVersion) -> dict[str, Any]:
-    """The dry-run plan of a published version (no side effects)."""
+    """The dry-run plan of a published version (no side effects), before policy."""
     return plan_build(version.manifest).as_dict()
+
+
+def plan_checked(
+    *, version: WorkflowVersion, tenant: Tenant, actor: Any, stage: str, mode: str, region: str = ""
+) -> tuple[dict[str, Any], list[PolicyDecision]]:
+    """The plan with every policy pack's decision in ``policy_decisions`` (each decision stored).
+
+    The request's region defaults to the workflow's own.
+    """
+    plan = plan_for(version)
+    decisions = policies_evaluate(
+        stage=stage,
+        tenant=tenant,
+        actor=actor,
+        manifest=version.manifest,
+        plan=plan,
+        mode=mode,
+        region=region or version.manifest.get("region", ""),
+        workflow_version=version,
+    )
+    plan["policy_decisions"] = decisions_summary(decisions)
+    return plan, decisions
 
 
 def execution_create(
@@ -61,6 +88,7 @@ def execution_create(
     inputs: Any = None,
     mode: str = ExecutionMode.RUN,
     idempotency_key: str | None = None,
+    region: str = "",
 ) -> tuple[Execution, bool]:
     """Create (and for ``run`` start) an execution; returns it and whether it is new.
 
@@ -68,7 +96,7 @@ def execution_create(
     also when the requests race: the unique index decides, the losers read the winner.
     A different request with a used key is a 409.
     """
-    digest = request_digest(workflow=workflow, version=version, inputs=inputs, mode=mode)
+    digest = request_digest(workflow=workflow, version=version, inputs=inputs, mode=mode, region=region)
     if idempotency_key is not None and (found := _existing(tenant=tenant, key=idempotency_key, digest=digest)):
         return found, False
     workflow_version = version_for_run(workflow=workflow, version=version)
@@ -79,8 +107,13 @@ def execution_create(
             code="invalid_inputs",
             details=[problem.as_dict() for problem in problems],
         )
-    plan = plan_for(workflow_version)
     dry_run = mode == ExecutionMode.DRY_RUN
+    stage = DecisionStage.PLAN if dry_run else DecisionStage.EXECUTE
+    plan, decisions = plan_checked(
+        version=workflow_version, tenant=tenant, actor=actor, stage=stage, mode=mode, region=region
+    )
+    if not dry_run:
+        policy_enforce(decisions)  # a dry run shows the denials; a run is refused (403)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -89,6 +122,7 @@ def execution_create(
                 workflow=workflow,
                 workflow_version=workflow_version,
                 mode=mode,
+                region=region or workflow_version.manifest.get("region", ""),
                 status=ExecutionStatus.PLANNED if dry_run else ExecutionStatus.RUNNING,
                 inputs=resolved,
                 inputs_digest=sha256_digest(canonical_json(resolved)),
@@ -101,6 +135,7 @@ def execution_create(
                 started_at=None if dry_run else now,
                 finished_at=now if dry_run else None,
             )
+            PolicyDecision.objects.filter(pk__in=[d.pk for d in decisions]).update(execution=execution)
             if not dry_run:
                 steps_create(execution, workflow_version.manifest)
     except IntegrityError:
@@ -123,5 +158,6 @@ def execution_retry(*, execution: Execution, actor: Any) -> Execution:
         workflow=execution.workflow,
         version=execution.workflow_version.version,
         inputs=execution.inputs,
+        region=execution.region,
     )
     return retried

@@ -105,7 +105,10 @@ def test_dry_run_runs_no_step_sends_no_request_and_writes_no_artifact(
     assert body["steps"] == []
     assert [step["id"] for step in body["plan"]["steps"]] == ["notify", "store", "say"]
     assert body["plan"]["side_effects"] == ["notify", "store"]
-    assert body["plan"]["policy_decisions"] == []
+    decisions = {d["pack"]: d for d in body["plan"]["policy_decisions"]}
+    assert sorted(decisions) == ["budget", "pii", "quotas", "residency"]
+    assert all(d["result"] in ("allow", "warn") and not d["blocks"] for d in decisions.values())
+    assert [w["code"] for w in decisions["residency"]["warn"]] == ["region_unset"]
     # Give a worker every chance to pick up anything that was (wrongly) sent.
     ping = client.post("/api/executions", {"workflow": str(real.workflow_id)}, format="json")
     wait_finished(Execution.objects.get(pk=ping.json()["id"]))
@@ -129,7 +132,8 @@ def test_plan_endpoint_matches_the_dry_run_and_creates_nothing(
     assert queues == {"notify": "mc.small", "store": "mc.small", "say": "mc.large"}
     assert plan["estimated_usd"] == pytest.approx(sum(step["estimated_usd"] for step in plan["steps"]))
     assert plan["quota"]["large"]["steps"] == 1
-    assert plan["policy_decisions"] == []
+    assert sorted(d["pack"] for d in plan["policy_decisions"]) == ["budget", "pii", "quotas", "residency"]
+    assert all(d["revision"] and d["bundle_digest"].startswith("sha256:") for d in plan["policy_decisions"])
     assert plan["snapshot"] == f"sha256:{version.digest}"
     assert Execution.objects.count() == 0 and StepRun.objects.count() == 0
     assert Sink.hits == []
