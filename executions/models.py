@@ -35,6 +35,7 @@ class Execution(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_digest = models.CharField(max_length=64)
     plan = models.JSONField(default=dict)
+    estimated_usd = models.FloatField(default=0, help_text="the plan's estimate, summed for daily spend")
     steps_total = models.PositiveIntegerField(default=0)
     steps_remaining = models.IntegerField(default=0)
     error = models.JSONField(null=True, blank=True)

@@ -13,37 +13,41 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from mc_project.errors import Forbidden
 from mc_project.tenancy.models import Tenant
-from policy.choices import PACKS, PolicyMode
+from policy.choices import PACKS, DecisionStage, PolicyMode
 from policy.models import PolicyBundle, PolicyDecision, TenantPolicy
 
 INPUT_VERSION = "mc.policy/v1"
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
 
-_engines: dict[tuple[str, str], Any] = {}
+_bundles: dict[tuple[str, str], Any] = {}
+_engines: dict[tuple[tuple[str, str], ...], Any] = {}
 _engines_lock = threading.Lock()
 
 
-def usage_for(tenant: Tenant) -> dict[str, Any]:
-    """What the tenant uses now: running steps per resource class (from rows), spend today."""
+def usage_for(tenant: Tenant, *, running_steps: bool = True) -> dict[str, Any]:
+    """What the tenant uses now: running steps per resource class (from rows), spend today.
+
+    Only dispatch decisions read the running steps; the other stages skip that count.
+    """
     from executions.choices import RESOURCE_CLASSES, ExecutionMode, StepStatus
     from executions.models import Execution, StepRun
 
-    running = dict(
-        StepRun.objects.filter(execution__tenant=tenant, status=StepStatus.RUNNING)
-        .values_list("resource_class")
-        .annotate(n=Count("pk"))
-        .values_list("resource_class", "n")
-    )
+    running: dict[str, int] = {}
+    if running_steps:
+        running = dict(
+            StepRun.objects.filter(execution__tenant=tenant, status=StepStatus.RUNNING)
+            .values_list("resource_class")
+            .annotate(n=Count("pk"))
+            .values_list("resource_class", "n")
+        )
     midnight = datetime.combine(timezone.now().date(), time.min, tzinfo=UTC)
     today = Execution.objects.filter(tenant=tenant, mode=ExecutionMode.RUN, created_at__gte=midnight)
-    spend = 0.0
-    for plan in today.values_list("plan", flat=True).iterator():
-        spend += float((plan or {}).get("estimated_usd") or 0)
+    spend = today.aggregate(total=Sum("estimated_usd"))["total"] or 0.0
     return {"running_steps": {rc: running.get(rc, 0) for rc in RESOURCE_CLASSES}, "spend_today_usd": round(spend, 6)}
 
 
@@ -107,25 +111,32 @@ def policy_input(
     }
 
 
-def _active_bundle_row(pack: str) -> PolicyBundle | None:
-    return PolicyBundle.objects.filter(pack=pack, active=True).first()
+def _bundle_for(pack: str, row: PolicyBundle | None) -> Any:
+    """``pack``'s active bundle ``row`` (or the one on disk), loaded once per revision."""
+    from policy.engine import bundle_from_files, load_bundle
 
-
-def _engine_for(pack: str) -> tuple[Any, PolicyBundle | None]:
-    """The engine evaluating ``pack``'s active bundle (built once per revision and cached)."""
-    from policy.engine import RegoEngine, bundle_from_files, load_bundle
-
-    row = _active_bundle_row(pack)
     key = (pack, row.digest if row else f"disk:{BUNDLES_DIR / pack}")
     with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
+        bundle = _bundles.get(key)
+        if bundle is None:
             if row is not None:
                 bundle = bundle_from_files({path: text.encode() for path, text in row.files.items()}, name=pack)
             else:
                 bundle = load_bundle(BUNDLES_DIR / pack, name=pack)
-            engine = _engines[key] = RegoEngine([bundle])
-    return engine, row
+            _bundles[key] = bundle
+    return bundle
+
+
+def _engine_for(bundles: Sequence[Any]) -> Any:
+    """One engine for these bundle revisions, built once: all packs in one evaluation."""
+    from policy.engine import RegoEngine
+
+    key = tuple((bundle.name, bundle.digest) for bundle in bundles)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = RegoEngine(list(bundles))
+    return engine
 
 
 def policies_evaluate(
@@ -145,19 +156,35 @@ def policies_evaluate(
     from policy.engine import POLICY_ERROR, Decision, input_digest
 
     modes, limits = tenant_policies(tenant)
+    static = stage == DecisionStage.PUBLISH  # the static packs read no usage
     document = policy_input(
-        stage=stage, tenant=tenant, actor=actor, manifest=manifest, plan=plan, mode=mode, region=region, limits=limits
+        stage=stage,
+        tenant=tenant,
+        actor=actor,
+        manifest=manifest,
+        plan=plan,
+        mode=mode,
+        region=region,
+        limits=limits,
+        usage={"running_steps": {}, "spend_today_usd": 0}
+        if static
+        else usage_for(tenant, running_steps=stage == DecisionStage.DISPATCH),
     )
-    decisions = []
+    active = {row.pack: row for row in PolicyBundle.objects.filter(active=True, pack__in=packs).defer("files")}
+    loaded, verdicts = [], {}
     for pack in packs:
-        row = None
         try:
-            engine, row = _engine_for(pack)
-            decision = engine.evaluate(pack, document)
+            loaded.append(_bundle_for(pack, active.get(pack)))
         except Exception as exc:  # a pack that cannot load must deny, not crash the request
             message = f"policy pack {pack!r} could not be loaded: {exc}"
             explanation = {"code": POLICY_ERROR, "message": message, "path": ""}
-            decision = Decision(pack, "", "", input_digest(document), "deny", [explanation], [], 0.0, message)
+            verdicts[pack] = Decision(pack, "", "", input_digest(document), "deny", [explanation], [], 0.0, message)
+    if loaded:
+        for bundle, verdict in zip(loaded, _engine_for(loaded).evaluate_all(document), strict=True):
+            verdicts[bundle.name] = verdict
+    decisions = []
+    for pack in packs:
+        row, decision = active.get(pack), verdicts[pack]
         decisions.append(
             PolicyDecision(
                 tenant=tenant,

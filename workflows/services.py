@@ -144,7 +144,7 @@ def _publish_policy_check(*, workflow: Workflow, draft: WorkflowVersion, actor: 
     from policy.choices import STATIC_PACKS, DecisionStage
     from policy.services import policies_evaluate, policy_enforce
 
-    doc = _checked(draft.manifest)
+    doc = draft.manifest  # validated when saved; _publish_locked checks it again under the lock
     decisions = policies_evaluate(
         stage=DecisionStage.PUBLISH,
         tenant=workflow.tenant,

@@ -129,6 +129,7 @@ def execution_create(
                 idempotency_key=idempotency_key,
                 request_digest=digest,
                 plan=plan,
+                estimated_usd=float(plan.get("estimated_usd") or 0),
                 steps_total=0 if dry_run else len(workflow_version.manifest["tasks"]),
                 steps_remaining=0 if dry_run else len(workflow_version.manifest["tasks"]),
                 created_by=actor,
