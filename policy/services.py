@@ -13,10 +13,11 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from mc_project.errors import Forbidden
+from mc_project.errors import Forbidden, ValidationFailed
 from mc_project.tenancy.models import Tenant
 from policy.choices import PACKS, DecisionStage, PolicyMode
 from policy.models import PolicyBundle, PolicyDecision, TenantPolicy
@@ -236,3 +237,40 @@ def policy_enforce(decisions: Iterable[PolicyDecision]) -> None:
     ]
     packs = ", ".join(sorted({decision.pack for decision in blocking}))
     raise Forbidden(f"Denied by policy ({packs}).", code="policy_denied", details=details)
+
+
+def bundle_activate(*, pack: str, files: dict[str, bytes], actor: Any = None) -> tuple[PolicyBundle, bool]:
+    """Check a bundle and make it ``pack``'s active revision; returns it and whether it is new.
+
+    A bundle that does not load (syntax error, bad manifest or data) is refused with its
+    file, line and column, and the active revision stays active. Earlier revisions are
+    kept: decisions name the one that made them.
+    """
+    from policy.engine import BundleError, bundle_from_files
+
+    try:
+        bundle = bundle_from_files(files, name=pack)
+    except BundleError as exc:
+        where = f"{exc.file}:{exc.line}:{exc.column}" if exc.line else exc.file
+        raise ValidationFailed(
+            f"Bundle {pack!r} was refused: {exc}",
+            code="bundle_invalid",
+            details=[{"path": f"/{exc.file}" if exc.file else "", "message": f"{where}: {exc.message}"}],
+        ) from None
+    with transaction.atomic():
+        rows = PolicyBundle.objects.select_for_update().filter(pack=pack)
+        row = rows.filter(digest=bundle.digest).first()
+        created = row is None
+        if row is None:
+            row = PolicyBundle(
+                pack=pack,
+                revision=bundle.revision,
+                digest=bundle.digest,
+                roots=list(bundle.roots),
+                files={path: content.decode() for path, content in files.items()},
+                uploaded_by=actor,
+            )
+        rows.exclude(pk=row.pk).filter(active=True).update(active=False)
+        row.active = True
+        row.save()
+    return row, created
