@@ -108,3 +108,40 @@ def test_decisions_belong_to_their_tenant(
     admin.post("/api/executions", {"workflow": "hello-world"}, format="json")
     assert PolicyDecision.objects.filter(tenant=tenant).count() >= 4
     assert not PolicyDecision.objects.filter(tenant=other_tenant).exists()
+
+
+def test_decisions_api_lists_the_tenants_decisions_with_filters(
+    admin: APIClient, tenant: Any, version: WorkflowVersion, outsider: APIClient
+) -> None:
+    cap_budget(tenant)
+    admin.post("/api/executions", {"workflow": "hello-world"}, format="json")
+    listing = admin.get("/api/policy/decisions?pack=budget&result=deny").json()
+    assert listing["count"] == 1
+    decision = listing["results"][0]
+    assert decision["stage"] == "execute" and decision["deny"][0]["code"] == "run_cost_exceeded"
+    assert decision["workflow"] == "hello-world" and decision["version"] == "1.0.0"
+    assert admin.get(f"/api/policy/decisions/{decision['id']}").status_code == 200
+    assert outsider.get(f"/api/policy/decisions/{decision['id']}").status_code == 404
+    assert outsider.get("/api/policy/decisions").json()["count"] == 0
+    assert admin.get("/api/policy/decisions?result=maybe").status_code == 400
+
+
+def test_only_platform_staff_upload_bundles_and_a_broken_one_is_a_400(
+    make_client: Callable[..., APIClient], tenant: Any
+) -> None:
+    from policy.services import BUNDLES_DIR
+
+    files = {p.name: p.read_text() for p in (BUNDLES_DIR / "budget").iterdir() if p.is_file()}
+    operator = make_client(Role.ADMIN, tenant)
+    assert operator.post("/api/policy/bundles", {"pack": "budget", "files": files}, format="json").status_code == 403
+    operator.user.is_staff = True
+    operator.user.save()
+    created = operator.post("/api/policy/bundles", {"pack": "budget", "files": files}, format="json")
+    assert created.status_code == 201 and created.json()["active"] is True
+    broken = {**files, "policy.rego": "package mc.budget\n\ndeny contains x if {\n"}
+    response = operator.post("/api/policy/bundles", {"pack": "budget", "files": broken}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bundle_invalid"
+    assert response.json()["error"]["details"][0]["message"].startswith("policy.rego:")
+    assert PolicyBundle.objects.get(pack="budget", active=True).digest == created.json()["digest"]
+    again = operator.post("/api/policy/bundles", {"pack": "budget", "files": files}, format="json")
+    assert again.status_code == 200 and PolicyBundle.objects.filter(pack="budget").count() == 1
