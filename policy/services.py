@@ -72,7 +72,7 @@ def policy_input(
     mode: str,
     region: str,
     limits: dict[str, Any],
-    usage: dict[str, Any] | None = None,
+    usage: dict[str, Any],
 ) -> dict[str, Any]:
     """The input document every pack sees (version mc.policy/v1, docs/policy.md)."""
     tasks = {task["id"]: task for task in manifest.get("tasks", [])}
@@ -107,7 +107,7 @@ def policy_input(
             "side_effects": plan.get("side_effects", []),
             "data_classes": plan.get("data_classes", []),
         },
-        "usage": usage if usage is not None else usage_for(tenant),
+        "usage": usage,
         "limits": limits,
     }
 
