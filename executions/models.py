@@ -114,6 +114,12 @@ class StepRun(models.Model):
     outputs_ref = models.CharField(max_length=80, blank=True, default="", help_text="artifact holding large outputs")
     error = models.JSONField(null=True, blank=True)
     log = models.TextField(blank=True, default="")
+    quota_held_since = models.DateTimeField(
+        null=True, blank=True, help_text="waiting in line for a slot of its tenant's concurrency quota since"
+    )
+    quota_released_at = models.DateTimeField(
+        null=True, blank=True, help_text="a freed slot was offered to this held step (message sent) at"
+    )
 
     class Meta:
         ordering = ["execution", "kind", "sequence", "shard_index"]
@@ -125,6 +131,11 @@ class StepRun(models.Model):
         indexes = [
             models.Index(fields=["execution", "status"], name="steprun_execution_status"),
             models.Index(fields=["status", "resource_class"], name="steprun_status_class"),
+            models.Index(
+                fields=["resource_class", "quota_held_since", "id"],
+                condition=Q(quota_held_since__isnull=False),
+                name="steprun_quota_line",
+            ),
         ]
 
     def __str__(self) -> str:

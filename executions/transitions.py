@@ -81,7 +81,8 @@ assert StepStatus.RUNNING in STEP_TRANSITIONS[StepStatus.QUEUED] & STEP_TRANSITI
 _START_SQL = """
 UPDATE executions_steprun
 SET status = %s, attempt = attempt + 1, worker = %s, worker_pid = %s,
-    started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL
+    started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL,
+    quota_held_since = NULL, quota_released_at = NULL
 WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL
 RETURNING {columns}
 """

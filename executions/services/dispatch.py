@@ -423,7 +423,7 @@ def execution_cancel(*, execution: Execution) -> Execution:
         running = list(
             StepRun.objects.filter(execution=execution, status=StepStatus.RUNNING)
             .exclude(kind=StepKind.COMPENSATION)
-            .values_list("pk", "kind")
+            .values_list("pk", "kind", "resource_class")
         )
         execution_transition(
             execution,
@@ -444,10 +444,14 @@ def execution_cancel(*, execution: Execution) -> Execution:
             finished_at=now,
         )
         # Shards are left to finish their chord (a revoked chord member never completes it).
-        terminate = [f"mc-step-{pk}" for pk, kind in running if kind == StepKind.STEP]
+        terminate = [f"mc-step-{pk}" for pk, kind, _ in running if kind == StepKind.STEP]
         if terminate:
             transaction.on_commit(lambda: celery_app.control.revoke(terminate, terminate=True, signal="SIGTERM"))
         _steps_done(execution, cancelled_steps)
+    from executions.services.quotas import quota_release
+
+    for resource_class in sorted({resource_class for _, _, resource_class in running}):
+        quota_release(execution.tenant_id, resource_class)  # their slots are free: offer them to the line
     execution.refresh_from_db()
     return execution
 
@@ -459,7 +463,8 @@ def stalled_steps_recover() -> int:
     - running past its hard time limit by a minute: its worker would have stopped it, so
       the worker is gone (the embedded filesystem broker never redelivers). Sent again;
       the claim records the attempt as lost and runs the step anew. A shard cannot rejoin
-      its chord, so it is failed and its matrix task joined.
+      its chord, so it is failed and its matrix task joined;
+    - held for a quota slot while slots are free: offered again (``quota_release_all``).
     Re-sending keeps the task id; a step that turns out to be alive is protected by its claim.
     """
     now = timezone.now()
@@ -481,4 +486,7 @@ def stalled_steps_recover() -> int:
         from executions.services.runner import step_hard_timeout
 
         step_hard_timeout(shard.pk, shard.timeout_seconds)
-    return len(messages) + len(shards)
+    from executions.services.quotas import quota_release_all
+
+    offers = quota_release_all()  # should a worker have died between freeing a slot and offering it
+    return len(messages) + len(shards) + offers

@@ -37,6 +37,17 @@ from executions.services.dispatch import (
     release_dependents,
     step_finished,
 )
+from executions.services.quotas import (
+    SHARD_POLL_S,
+    Gate,
+    QuotaHeld,
+    quota_admits,
+    quota_gate,
+    quota_hold,
+    quota_lock,
+    quota_release,
+    quota_slot_freed,
+)
 from executions.transitions import step_start_claimed, step_transition, step_transition_claimed
 from mc_project.celery import app as celery_app
 from workflows.manifest import canonical_json, sha256_digest
@@ -94,10 +105,18 @@ def _now_iso() -> str:
 
 
 def step_claim(step_pk: int, *, worker: str) -> Claim | None:
-    """Start a new attempt of a queued, retrying or lost step; None if there is nothing to run."""
-    step = step_start_claimed(step_pk, worker=worker, pid=os.getpid())
-    if step is not None:
-        return Claim(step=step, attempt=step.attempt)
+    """Start a new attempt of a queued, retrying or lost step; None if there is nothing to run.
+
+    Raises QuotaHeld when the step must wait for a slot of its tenant's quota, and
+    Throttled when its matrix task already runs ``max_parallel`` shards.
+    """
+    gate = quota_gate(step_pk)
+    if gate is None:
+        step = step_start_claimed(step_pk, worker=worker, pid=os.getpid())
+        if step is not None:
+            return Claim(step=step, attempt=step.attempt)
+    elif (claim := _claim_within_quota(gate, worker=worker)) is not None:
+        return claim
     with transaction.atomic():
         _wait_for_shard_slot(step_pk)
         step = StepRun.objects.select_for_update().filter(pk=step_pk).first()
@@ -111,27 +130,60 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
             # Delivered again while marked running: the worker of the last attempt was lost.
             attempts.append(_attempt_record(step, "lost"))
             lost += 1
-        elif step.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
-            return None
+        elif step.status not in (StepStatus.QUEUED, StepStatus.RETRYING) or gate is not None:
+            return None  # a capped step starts only through its quota gate
         if lost <= MAX_LOST_ATTEMPTS:
-            now = timezone.now()
-            step_transition(
-                step,
-                StepStatus.RUNNING,
-                attempt=step.attempt + 1,
-                attempts=attempts,
-                lost_attempts=lost,
-                worker=worker,
-                worker_pid=os.getpid(),
-                started_at=step.started_at or now,
-                attempt_started_at=now,
-                next_attempt_at=None,
-            )
-            return Claim(step=step, attempt=step.attempt)
+            return _attempt_start(step, worker=worker, attempts=attempts, lost=lost)
     # Out of the claim's transaction, so that the execution row is locked before the step's.
     with transaction.atomic():
         _fail(step.pk, attempts, lost, {"code": "worker_lost", "message": f"lost {lost} workers running this step"})
     return None
+
+
+def _attempt_start(step: StepRun, *, worker: str, attempts: list[Any], lost: int) -> Claim:
+    """Move a locked step to running for a new attempt."""
+    now = timezone.now()
+    step_transition(
+        step,
+        StepStatus.RUNNING,
+        attempt=step.attempt + 1,
+        attempts=attempts,
+        lost_attempts=lost,
+        worker=worker,
+        worker_pid=os.getpid(),
+        started_at=step.started_at or now,
+        attempt_started_at=now,
+        next_attempt_at=None,
+        quota_held_since=None,
+        quota_released_at=None,
+    )
+    return Claim(step=step, attempt=step.attempt)
+
+
+def _claim_within_quota(gate: Gate, *, worker: str) -> Claim | None:
+    """Claim a capped step if its tenant has a slot free for it, else put it in line (QuotaHeld).
+
+    None when the step moved on meanwhile (the caller's locking path sorts that out).
+    """
+    with transaction.atomic():
+        quota_lock(gate.tenant_id, gate.resource_class, gate.step_pk)
+        step = StepRun.objects.filter(pk=gate.step_pk).values("step_id", "uses", "resource_class").first()
+        if step is None:
+            return None
+        admitted, slots = quota_admits(gate, {"id": step["step_id"], **step})
+        if admitted:
+            if not gate.max_parallel:
+                started = step_start_claimed(gate.step_pk, worker=worker, pid=os.getpid())
+                return None if started is None else Claim(step=started, attempt=started.attempt)
+            _wait_for_shard_slot(gate.step_pk)
+            locked = lock_step(gate.step_pk)
+            if locked.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
+                return None
+            return _attempt_start(locked, worker=worker, attempts=list(locked.attempts), lost=locked.lost_attempts)
+        quota_hold(gate)
+    if slots.running < gate.cap:  # room, but others are ahead: make sure the head is offered it
+        quota_release(gate.tenant_id, gate.resource_class)
+    raise QuotaHeld(SHARD_POLL_S if gate.kind == StepKind.SHARD else None)
 
 
 def _attempt_record(step: StepRun, outcome: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -379,8 +431,18 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
         claim = step_claim(step_pk, worker=worker)
     except Throttled:
         return Throttled.delay
+    except QuotaHeld as held:
+        return held.delay
     if claim is None:
         return None
+    try:
+        return _attempt_run(claim)
+    finally:
+        quota_slot_freed(claim.step)
+
+
+def _attempt_run(claim: Claim) -> float | None:
+    """Run the package of a claimed attempt and record its outcome; the delay before a retry, or None."""
     step = claim.step
     log = StepLog(settings.MC_STEP_LOG_LIMIT)
     input_digest = ""
@@ -467,4 +529,5 @@ def step_hard_timeout(step_pk: int, timeout: int) -> float | None:
     if step.kind == StepKind.SHARD and step.parent_id is not None:
         with transaction.atomic():
             join_if_settled(step.parent_id)
+    quota_slot_freed(step)
     return delay

@@ -2,7 +2,7 @@
 # class a tenant may run at once.
 #
 # Reads input.stage, input.plan.steps (resource_class, shards), input.usage.running_steps
-# and the tenant's input.limits.max_large_steps_per_run / max_concurrent_steps, falling
+# and input.usage.waiting_ahead (steps of the class queued before this one), and the tenant's input.limits.max_large_steps_per_run / max_concurrent_steps, falling
 # back per key to data.mc.quotas.defaults (input document mc.policy/v1, docs/policy.md).
 # At stage "dispatch" plan.steps holds the one step about to start.
 # Messages are built with concat: rego-cpp 1.5.2 sprintf quotes computed strings.
@@ -94,6 +94,12 @@ running(class) := n if {
 	is_number(n)
 } else := 0
 
+# Steps of the class waiting in line before the step about to start (stage dispatch).
+ahead(class) := n if {
+	n := usage.waiting_ahead[class]
+	is_number(n)
+} else := 0
+
 large_count := sum([shards_of(s) | some s in steps; class_of(s) == "large"])
 
 deny contains {
@@ -131,7 +137,25 @@ deny contains {
 	stage == "dispatch"
 	some i, step in steps
 	class := class_of(step)
+	ahead(class) <= 0
 	running(class) + 1 > max_concurrent(class)
+}
+
+# Steps wait in line: a step may not pass the ones of its class queued before it.
+deny contains {
+	"code": "quota_exceeded",
+	"message": concat("", [
+		"step ", step_label(step, i), " waits in line behind ", format_int(ahead(class), 10), " earlier ",
+		quoted(class), " steps; ", format_int(running(class), 10), " run now and the limit is ",
+		format_int(max_concurrent(class), 10), " at once for this tenant",
+	]),
+	"path": concat("", ["/usage/waiting_ahead/", class]),
+} if {
+	stage == "dispatch"
+	some i, step in steps
+	class := class_of(step)
+	ahead(class) > 0
+	running(class) + ahead(class) + 1 > max_concurrent(class)
 }
 
 # No warnings yet; defined so that every pack answers the same two queries.

@@ -167,6 +167,33 @@ test_dispatch_to_disabled_class_is_quota_exceeded if {
 	codes(d) == {"quota_exceeded"}
 }
 
+test_dispatch_waits_behind_earlier_steps if {
+	d := quotas.deny with input.stage as "dispatch"
+		with input.plan as {"steps": [{"id": "load", "resource_class": "small"}]}
+		with input.usage as {"running_steps": {"small": 2}, "waiting_ahead": {"small": 1}}
+		with input.limits as {"max_concurrent_steps": {"small": 3}}
+	d == {{
+		"code": "quota_exceeded",
+		"message": "step \"load\" waits in line behind 1 earlier \"small\" steps; 2 run now and the limit is 3 at once for this tenant",
+		"path": "/usage/waiting_ahead/small",
+	}}
+}
+
+test_dispatch_with_room_for_those_ahead_allowed if {
+	d := quotas.deny with input.stage as "dispatch"
+		with input.plan as {"steps": [{"id": "load", "resource_class": "small"}]}
+		with input.usage as {"running_steps": {"small": 1}, "waiting_ahead": {"small": 1}}
+		with input.limits as {"max_concurrent_steps": {"small": 3}}
+	d == set()
+}
+
+test_waiting_ahead_of_other_class_ignored if {
+	d := quotas.deny with input.stage as "dispatch"
+		with input.plan as {"steps": [{"id": "a", "resource_class": "large"}]}
+		with input.usage as {"running_steps": {"large": 1}, "waiting_ahead": {"small": 40}}
+	d == set()
+}
+
 test_running_steps_not_checked_before_dispatch if {
 	p := plan_mixed
 	d := quotas.deny with input.stage as "execute" with input.plan as p

@@ -1,0 +1,200 @@
+"""Tenant concurrency quotas at dispatch: a step beyond its quota waits in line for a slot.
+
+A slot is not a counter that could leak: the slots a tenant holds in a resource class
+are its step rows in status ``running``. A slot frees exactly when its row leaves
+``running``, by whichever path (success, failure, retry, cancel). A worker killed
+mid-step holds its slot only until the step is recovered: the redelivered message
+starts a new attempt in the same slot, or the step fails and frees it.
+
+The line: a step that cannot start is marked held (``quota_held_since``) and waits; it
+may start once the running steps plus the held steps ahead of it leave room, so
+steps start in the order they came. Deciding is serialised per tenant and class (a
+transaction-scoped advisory lock on PostgreSQL), so two workers never take the last
+slot together. When a slot frees, the worker that freed it offers it to the head of
+the line by sending the held step's message again (``quota_release``); the offer is
+marked, so two freed slots never offer the same step twice, and an offer not taken
+within ``OFFER_TIMEOUT`` is made again. Shards of a matrix task must complete inside
+their chord, so a held shard polls instead. ``recover_stalled`` re-offers on its beat,
+should a worker die between freeing a slot and offering it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from executions.choices import StepKind, StepStatus
+from executions.models import Execution, StepRun
+from executions.services.dispatch import message_for, send_steps
+from policy.choices import PolicyMode
+from policy.dispatch import QuotaRules, dispatch_decide, quota_rules
+
+logger = logging.getLogger(__name__)
+
+OFFER_TIMEOUT = timedelta(seconds=30)
+SHARD_POLL_S = 0.5
+_WAITING = (StepStatus.QUEUED, StepStatus.RETRYING)
+# Rows that hold a slot: running steps, except a matrix task's own row (its shards hold the slots).
+_HOLDS_SLOT = Q(status=StepStatus.RUNNING) & ~Q(kind=StepKind.STEP, matrix__isnull=False)
+_IN_LINE = Q(status__in=_WAITING, quota_held_since__isnull=False)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A step about to start in a resource class where its tenant has a concurrency cap."""
+
+    step_pk: int
+    execution_id: Any
+    tenant_id: Any
+    resource_class: str
+    kind: str
+    max_parallel: int | None
+    held_since: Any
+    cap: int
+    rules: QuotaRules
+
+
+@dataclass(frozen=True)
+class Slots:
+    running: int
+    ahead: int
+
+
+class QuotaHeld(Exception):
+    """The step waits in line for a slot. ``delay``: a shard polls again after it; a step waits for an offer."""
+
+    def __init__(self, delay: float | None) -> None:
+        super().__init__("waiting for a slot of the tenant's concurrency quota")
+        self.delay = delay
+
+
+def quota_gate(step_pk: int) -> Gate | None:
+    """The gate of a queued or retrying step whose class is capped for its tenant; else None."""
+    row = (
+        StepRun.objects.filter(pk=step_pk, status__in=_WAITING)
+        .values_list(
+            "execution_id", "execution__tenant_id", "resource_class", "kind", "max_parallel", "quota_held_since"
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    execution_id, tenant_id, resource_class, kind, max_parallel, held_since = row
+    rules = quota_rules(tenant_id)
+    cap = rules.max_concurrent.get(resource_class)
+    if cap is None:
+        return None
+    return Gate(step_pk, execution_id, tenant_id, resource_class, kind, max_parallel, held_since, cap, rules)
+
+
+def quota_lock(tenant_id: Any, resource_class: str, step_pk: int | None = None) -> None:
+    """Serialise quota decisions of one tenant and class until the transaction ends."""
+    if connection.vendor == "postgresql":
+        key = f"mc.quota:{tenant_id}:{resource_class}"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+    elif step_pk is not None:  # SQLite: a first write takes the database's one write lock
+        StepRun.objects.filter(pk=step_pk).update(quota_released_at=None)
+
+
+def slots_taken(gate: Gate) -> Slots:
+    """Steps of the gate's tenant and class running now, and held steps in line before the gate's."""
+    ahead = _IN_LINE & ~Q(pk=gate.step_pk)
+    if gate.held_since is not None:
+        ahead &= Q(quota_held_since__lt=gate.held_since) | Q(quota_held_since=gate.held_since, pk__lt=gate.step_pk)
+    counts = (
+        StepRun.objects.filter(execution__tenant_id=gate.tenant_id, resource_class=gate.resource_class)
+        .filter(Q(status=StepStatus.RUNNING) | _IN_LINE)
+        .aggregate(running=Count("pk", filter=_HOLDS_SLOT), ahead=Count("pk", filter=ahead))
+    )
+    return Slots(counts["running"], counts["ahead"])
+
+
+def quota_admits(gate: Gate, step: dict[str, Any]) -> tuple[bool, Slots]:
+    """Whether the gate's step may start now (call under ``quota_lock``), and the slots counted.
+
+    Within the cap it may, without asking the pack. Beyond it the quotas pack decides
+    and the decision is stored; an enforced deny (or a pack that fails) makes it wait.
+    A step already held and asked about again is not asked twice: it keeps waiting.
+    """
+    slots = slots_taken(gate)
+    if slots.running + slots.ahead < gate.cap:
+        return True, slots
+    if gate.held_since is not None and gate.rules.mode == PolicyMode.ENFORCE:
+        return False, slots
+    decision = dispatch_decide(
+        rules=gate.rules,
+        tenant_id=gate.tenant_id,
+        execution_id=gate.execution_id,
+        step=step,
+        running=slots.running,
+        ahead=slots.ahead,
+    )
+    return not decision.blocks, slots
+
+
+def quota_hold(gate: Gate) -> None:
+    """Put the gate's step in line (keeping its place if it was already in it)."""
+    StepRun.objects.filter(pk=gate.step_pk, status__in=_WAITING).update(
+        quota_held_since=gate.held_since or timezone.now(), quota_released_at=None
+    )
+
+
+def quota_release(tenant_id: Any, resource_class: str) -> int:
+    """Offer the slots free in a tenant's class to the head of its line; return the offers made."""
+    base = StepRun.objects.filter(execution__tenant_id=tenant_id, resource_class=resource_class)
+    if not base.filter(_IN_LINE).exists():
+        return 0
+    cap = quota_rules(tenant_id).max_concurrent.get(resource_class)
+    now = timezone.now()
+    with transaction.atomic():
+        quota_lock(tenant_id, resource_class)
+        line = base.filter(_IN_LINE).order_by("quota_held_since", "pk")
+        if cap is not None:
+            free = cap - base.filter(_HOLDS_SLOT).count()
+            line = line[: max(free, 0)]
+        offered = [
+            step
+            for step in line.only("pk", "kind", "queue", "timeout_seconds", "quota_released_at")
+            if step.kind != StepKind.SHARD
+            and (step.quota_released_at is None or step.quota_released_at < now - OFFER_TIMEOUT)
+        ]
+        if not offered:
+            return 0
+        StepRun.objects.filter(pk__in=[step.pk for step in offered]).update(quota_released_at=now)
+        messages = [message_for(step) for step in offered]
+        transaction.on_commit(lambda: send_steps(messages))
+    return len(offered)
+
+
+def quota_slot_freed(step: StepRun) -> None:
+    """A step of this tenant and class stopped running: offer its slot to the line."""
+    tenant_id = _tenant_of(step.execution_id)
+    try:
+        quota_release(tenant_id, step.resource_class)
+    except Exception:  # the beat re-offers; a finished step must not fail over it
+        logger.exception("could not offer the freed slot of step %s", step.pk)
+
+
+def quota_release_all() -> int:
+    """Offer free slots in every tenant and class that has a line (the recovery beat)."""
+    lines = StepRun.objects.filter(_IN_LINE).values_list("execution__tenant_id", "resource_class").distinct().order_by()
+    return sum(quota_release(tenant_id, resource_class) for tenant_id, resource_class in lines)
+
+
+_tenants: dict[Any, Any] = {}
+
+
+def _tenant_of(execution_id: Any) -> Any:
+    tenant_id = _tenants.get(execution_id)
+    if tenant_id is None:
+        if len(_tenants) > 10_000:
+            _tenants.clear()
+        tenant_id = _tenants[execution_id] = Execution.objects.values_list("tenant_id", flat=True).get(pk=execution_id)
+    return tenant_id
