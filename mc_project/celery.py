@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_process_init
+from celery.signals import task_prerun, worker_process_init, worker_process_shutdown, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mc_project.settings")
 
@@ -37,3 +37,20 @@ def _task_prerun(**_: object) -> None:
 
     for connection in connections.all(initialized_only=True):
         connection.close_if_unusable_or_obsolete()
+
+
+@worker_process_shutdown.connect
+def _worker_process_shutdown(pid: int | None = None, **_: object) -> None:
+    """A pool process exits: drop its live-gauge files (mc_project.metrics.process_exited)."""
+    # Imported here: prometheus_client must not be imported before the settings are loaded.
+    from mc_project.metrics import process_exited
+
+    process_exited(pid or os.getpid())
+
+
+@worker_shutdown.connect
+def _worker_shutdown(**_: object) -> None:
+    """The worker's main process exits (it counts too with the solo and threads pools)."""
+    from mc_project.metrics import process_exited
+
+    process_exited(os.getpid())

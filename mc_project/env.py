@@ -1,15 +1,18 @@
 """The one place that reads MC's environment.
 
-Every setting that comes from the environment has an ``MC_`` name and a default for the
+Every setting that comes from the environment has an ``MC_`` name (one exception:
+prometheus_client's own ``PROMETHEUS_MULTIPROC_DIR``) and a default for the
 embedded mode (SQLite and a filesystem broker under ``var/``). Production secrets have no
 default: ``production_problems`` lists what is missing so settings can refuse to start.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,6 +67,32 @@ def env_float(name: str, default: float) -> float:
         raise EnvError(f"{name} must be a number, got {raw!r}") from None
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds: a finite number above 0."""
+    value = env_float(name, default)
+    if not (math.isfinite(value) and value > 0):
+        raise EnvError(f"{name} must be a number of seconds above 0, got {os.environ.get(name)!r}")
+    return value
+
+
+def env_http_url(name: str) -> str:
+    """An ``http://`` or ``https://`` URL without its trailing slash, or "" when unset."""
+    raw = env_str(name)
+    value = raw.rstrip("/")
+    if value and not _is_http_url(value):
+        raise EnvError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return value
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError when the port is not a number up to 65535
+    except ValueError:
+        return False
+    return parts.scheme in {"http", "https"} and bool(parts.hostname) and port != 0
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = _raw(name)
     if raw is None:
@@ -107,6 +136,9 @@ class Environment:
     artifacts_s3_bucket: str
     artifacts_s3_prefix: str
     artifacts_s3_endpoint_url: str
+    opa_url: str
+    policy_timeout: float
+    metrics_dir: Path
 
     @property
     def is_production(self) -> bool:
@@ -183,4 +215,9 @@ def read_environment() -> Environment:
         artifacts_s3_bucket=env_str("MC_ARTIFACTS_S3_BUCKET"),
         artifacts_s3_prefix=env_str("MC_ARTIFACTS_S3_PREFIX", "artifacts"),
         artifacts_s3_endpoint_url=env_str("MC_ARTIFACTS_S3_ENDPOINT_URL"),
+        opa_url=env_http_url("MC_OPA_URL"),
+        policy_timeout=env_seconds("MC_POLICY_TIMEOUT", 2.0),
+        # prometheus_client's own variable: every process of one deployment (API and
+        # workers) must count into the same directory, so it may be set for all of them.
+        metrics_dir=Path(env_str("PROMETHEUS_MULTIPROC_DIR") or var_dir / "prometheus"),
     )

@@ -7,6 +7,7 @@ filesystem broker under ``var/``). See docs/settings.md for the full table.
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import dj_database_url
@@ -28,6 +29,14 @@ if problems := ENV.execution_problems():
 BASE_DIR = _BASE_DIR
 VAR_DIR = ENV.var_dir
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# Every process (API, workers, commands) counts its metrics in files under one directory,
+# which /metrics sums up. prometheus_client chooses that mode when it is first imported,
+# which in every MC process happens after these settings; processes forked later (Celery
+# pool processes) inherit the variable. See docs/operations.md.
+METRICS_DIR = ENV.metrics_dir
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 
 def _development_secret_key() -> str:
@@ -57,6 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
+    "django_prometheus",
     "mc_project.tenancy",
     "workflows",
     "executions",
@@ -67,6 +77,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last, so the request metrics (django_http_*) cover every other middleware.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "mc_project.middleware.RequestSizeLimitMiddleware",
@@ -76,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "mc_project.urls"
@@ -270,6 +283,11 @@ MC_OUTPUT_INLINE_LIMIT = ENV.output_inline_limit
 MC_STEP_LOG_LIMIT = ENV.step_log_limit
 MC_HTTP_ALLOWED_HOSTS = ENV.http_allowed_hosts
 MC_PYTHON_ALLOWED_MODULES = ENV.python_allowed_modules
+
+# --- policy ---------------------------------------------------------------------------
+# Blank: evaluate the packs in-process (regopy); a URL: ask that OPA server instead.
+MC_OPA_URL = ENV.opa_url
+MC_POLICY_TIMEOUT = ENV.policy_timeout
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

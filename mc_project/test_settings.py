@@ -1,6 +1,9 @@
 """Settings for the test suite: PostgreSQL and Redis on localhost unless MC_* says otherwise."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("MC_ENV", "test")
@@ -9,6 +12,11 @@ os.environ.setdefault("MC_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("MC_RESULT_BACKEND", "redis://127.0.0.1:6379/14")
 # Keep test files (tokens, keys) apart from the developer's demo under var/.
 os.environ.setdefault("MC_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    # Metrics files of this test run and the processes it starts (they inherit the
+    # variable), apart from other runs on the machine; removed when the run ends.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mc-test-metrics-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 from mc_project.settings import *  # noqa: F403
 

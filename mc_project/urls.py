@@ -1,4 +1,4 @@
-"""URL map: the API under /api/, the admin, OpenAPI docs and health probes."""
+"""URL map: the API under /api/, the admin, OpenAPI docs, health probes and /metrics."""
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
@@ -24,6 +24,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Prometheus text exposition, summed over the files of every process (mc_project.metrics).
+    path("", include("django_prometheus.urls")),
 ]
 
 handler400 = "mc_project.errors.handler400"

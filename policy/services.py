@@ -129,14 +129,26 @@ def _bundle_for(pack: str, row: PolicyBundle | None) -> Any:
 
 
 def _engine_for(bundles: Sequence[Any]) -> Any:
-    """One engine for these bundle revisions, built once: all packs in one evaluation."""
-    from policy.engine import RegoEngine
+    """One engine for these bundle revisions, built once: all packs in one evaluation.
 
-    key = tuple((bundle.name, bundle.digest) for bundle in bundles)
+    With ``MC_OPA_URL`` set the engine asks that OPA server, which must hold the same
+    bundles; otherwise it evaluates them in-process with regopy.
+    """
+    from django.conf import settings
+
+    from policy.engine import OpaEngine, RegoEngine
+
+    url, timeout_s = settings.MC_OPA_URL, settings.MC_POLICY_TIMEOUT
+    # Keyed on where and how long it asks too, so a changed setting never reuses an old engine.
+    key = ((url, repr(timeout_s)), *((bundle.name, bundle.digest) for bundle in bundles))
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = RegoEngine(list(bundles))
+            if url:
+                engine = OpaEngine(url, list(bundles), timeout_s=timeout_s)
+            else:
+                engine = RegoEngine(list(bundles), timeout_s=timeout_s)
+            _engines[key] = engine
     return engine
 
 
