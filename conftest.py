@@ -14,6 +14,14 @@ from mc_project.tenancy.services import token_create
 from tests.factories import TenantFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fresh_policy_caches() -> None:
+    """Rows a rolled-back test created must not outlive it in the per-process policy caches."""
+    from policy.services import policy_caches_clear
+
+    policy_caches_clear()
+
+
 @pytest.fixture
 def tenant(db: Any) -> Tenant:
     return TenantFactory(slug="acme")

@@ -8,8 +8,9 @@ silently. A deny blocks only where the tenant's mode for that pack is ``enforce`
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ from policy.models import PolicyBundle, PolicyDecision, TenantPolicy
 INPUT_VERSION = "mc.policy/v1"
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
 
+CACHE_TTL_S = 2.0
+"""How stale a process may read tenant policies and active revisions changed by another one."""
+
+_tenant_cache: dict[Any, tuple[float, dict[str, str], dict[str, Any]]] = {}
+_active_cache: tuple[float, dict[str, PolicyBundle]] | None = None
 _bundles: dict[tuple[str, str], Any] = {}
 _engines: dict[tuple[tuple[str, str], ...], Any] = {}
 _engines_lock = threading.Lock()
@@ -46,20 +52,48 @@ def usage_for(tenant: Tenant, *, running_steps: bool = True) -> dict[str, Any]:
             .annotate(n=Count("pk"))
             .values_list("resource_class", "n")
         )
-    midnight = datetime.combine(timezone.now().date(), time.min, tzinfo=UTC)
+    midnight = datetime.combine(timezone.now().date(), datetime.min.time(), tzinfo=UTC)
     today = Execution.objects.filter(tenant=tenant, mode=ExecutionMode.RUN, created_at__gte=midnight)
     spend = today.aggregate(total=Sum("estimated_usd"))["total"] or 0.0
     return {"running_steps": {rc: running.get(rc, 0) for rc in RESOURCE_CLASSES}, "spend_today_usd": round(spend, 6)}
 
 
 def tenant_policies(tenant: Tenant) -> tuple[dict[str, str], dict[str, Any]]:
-    """The tenant's mode per pack (enforce unless set) and its limits, merged over every pack."""
+    """The tenant's mode per pack (enforce unless set) and its limits, merged over every pack.
+
+    Read at most every ``CACHE_TTL_S`` per process (at once after a change in this one).
+    """
+    now = time.monotonic()
+    cached = _tenant_cache.get(tenant.pk)
+    if cached is not None and now - cached[0] < CACHE_TTL_S:
+        return dict(cached[1]), dict(cached[2])
     modes = dict.fromkeys(PACKS, PolicyMode.ENFORCE.value)
     limits: dict[str, Any] = {}
     for row in TenantPolicy.objects.filter(tenant=tenant):
         modes[row.pack] = row.mode
         limits.update(row.limits or {})
-    return modes, limits
+    _tenant_cache[tenant.pk] = (now, modes, limits)
+    return dict(modes), dict(limits)
+
+
+def active_bundles() -> dict[str, PolicyBundle]:
+    """Each pack's active bundle revision (without its files), cached like ``tenant_policies``."""
+    global _active_cache
+    now = time.monotonic()
+    if _active_cache is None or now - _active_cache[0] >= CACHE_TTL_S:
+        rows = {row.pack: row for row in PolicyBundle.objects.filter(active=True).defer("files")}
+        _active_cache = (now, rows)
+    return _active_cache[1]
+
+
+def policy_caches_clear(**_: Any) -> None:
+    """Forget cached tenant policies and active revisions (connected to their models' saves)."""
+    global _active_cache
+    from policy.dispatch import quota_rules_forget
+
+    _tenant_cache.clear()
+    _active_cache = None
+    quota_rules_forget()
 
 
 def policy_input(
@@ -164,8 +198,13 @@ def policies_evaluate(
     packs: Sequence[str] = PACKS,
     workflow_version: Any = None,
     execution: Any = None,
+    store: bool = True,
 ) -> list[PolicyDecision]:
-    """Evaluate ``packs`` and store one decision each; never raises for a broken pack (it denies)."""
+    """Evaluate ``packs`` and store one decision each; never raises for a broken pack (it denies).
+
+    With ``store=False`` the decisions come back unsaved, for the caller to store in its
+    own transaction (with the execution they decided about).
+    """
     from policy.engine import POLICY_ERROR, Decision, input_digest
 
     modes, limits = tenant_policies(tenant)
@@ -183,7 +222,7 @@ def policies_evaluate(
         if static
         else usage_for(tenant, running_steps=stage == DecisionStage.DISPATCH),
     )
-    active = {row.pack: row for row in PolicyBundle.objects.filter(active=True, pack__in=packs).defer("files")}
+    active = active_bundles()
     loaded, verdicts = [], {}
     for pack in packs:
         try:
@@ -216,7 +255,16 @@ def policies_evaluate(
                 duration_ms=decision.duration_ms,
             )
         )
-    return PolicyDecision.objects.bulk_create(decisions)
+    return decisions_store(decisions) if store else decisions
+
+
+def decisions_store(decisions: list[PolicyDecision]) -> list[PolicyDecision]:
+    """Store decisions made by ``policies_evaluate(store=False)``, and count them."""
+    from mc_project.metrics import decisions_counted
+
+    stored = PolicyDecision.objects.bulk_create(decisions)
+    decisions_counted(stored)
+    return stored
 
 
 def decisions_summary(decisions: Iterable[PolicyDecision]) -> list[dict[str, Any]]:

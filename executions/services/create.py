@@ -16,7 +16,7 @@ from mc_project.errors import Conflict, NotFound, ValidationFailed
 from mc_project.tenancy.models import Tenant
 from policy.choices import DecisionStage
 from policy.models import PolicyDecision
-from policy.services import decisions_summary, policies_evaluate, policy_enforce
+from policy.services import decisions_store, decisions_summary, policies_evaluate, policy_enforce
 from workflows.manifest import canonical_json, sha256_digest
 from workflows.models import Workflow, WorkflowVersion
 from workflows.selectors import version_get
@@ -58,14 +58,16 @@ def plan_for(version: WorkflowVersion) -> dict[str, Any]:
 
 
 def plan_checked(
-    *, version: WorkflowVersion, tenant: Tenant, actor: Any, stage: str, mode: str, region: str = ""
+    *, version: WorkflowVersion, tenant: Tenant, actor: Any, stage: str, mode: str, region: str = "", store: bool = True
 ) -> tuple[dict[str, Any], list[PolicyDecision]]:
     """The plan with every policy pack's decision in ``policy_decisions`` (each decision stored).
 
-    The request's region defaults to the workflow's own.
+    The request's region defaults to the workflow's own. With ``store=False`` the
+    decisions are left for the caller to store.
     """
     plan = plan_for(version)
     decisions = policies_evaluate(
+        store=store,
         stage=stage,
         tenant=tenant,
         actor=actor,
@@ -110,9 +112,10 @@ def execution_create(
     dry_run = mode == ExecutionMode.DRY_RUN
     stage = DecisionStage.PLAN if dry_run else DecisionStage.EXECUTE
     plan, decisions = plan_checked(
-        version=workflow_version, tenant=tenant, actor=actor, stage=stage, mode=mode, region=region
+        version=workflow_version, tenant=tenant, actor=actor, stage=stage, mode=mode, region=region, store=False
     )
-    if not dry_run:
+    if not dry_run and any(decision.blocks for decision in decisions):
+        decisions_store(decisions)  # the refusal is recorded too
         policy_enforce(decisions)  # a dry run shows the denials; a run is refused (403)
     now = timezone.now()
     try:
@@ -136,7 +139,9 @@ def execution_create(
                 started_at=None if dry_run else now,
                 finished_at=now if dry_run else None,
             )
-            PolicyDecision.objects.filter(pk__in=[d.pk for d in decisions]).update(execution=execution)
+            for decision in decisions:
+                decision.execution = execution
+            decisions_store(decisions)
             if not dry_run:
                 steps_create(execution, workflow_version.manifest)
     except IntegrityError:

@@ -136,6 +136,9 @@ def quota_admits(gate: Gate, step: dict[str, Any]) -> tuple[bool, Slots]:
         running=slots.running,
         ahead=slots.ahead,
     )
+    from mc_project.metrics import decisions_counted
+
+    decisions_counted([decision])
     return not decision.blocks, slots
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from executions.choices import ExecutionStatus, StepStatus
@@ -21,6 +22,7 @@ from executions.services import execution_create, stalled_steps_recover
 from executions.services.quotas import QuotaHeld, quota_release
 from executions.services.runner import step_claim
 from executions.tests.conftest import steps_by_id, wait_finished, workflow_doc
+from mc_project.tests.test_metrics import decisions, scrape
 from policy.choices import DecisionResult, DecisionStage, PolicyMode
 from policy.dispatch import quota_rules_forget
 from policy.models import PolicyDecision, TenantPolicy
@@ -82,6 +84,8 @@ def test_steps_beyond_the_quota_wait_in_line_across_workers(
     worker: WorkerProcess, worker_log_dir: Path, publish: Any, tenant: Any, runner_user: Any
 ) -> None:
     _cap(tenant, small=2)
+    dispatch_denials = decisions("quotas", stage="dispatch", result="deny", mode="enforce")
+    counted_before = scrape(Client()).get(dispatch_denials, 0)
     wide = WorkerProcess(worker_log_dir, name="mc-quota-wide", concurrency=4).start()  # 6 processes with `worker`
     try:
         version = publish(_sleepers("quota-load", 10, 0.4))
@@ -96,6 +100,8 @@ def test_steps_beyond_the_quota_wait_in_line_across_workers(
     assert {item["code"] for decision in denials for item in decision.deny} == {"quota_exceeded"}
     assert all(decision.mode == PolicyMode.ENFORCE and decision.revision for decision in denials)
     _assert_no_slot_left(execution)
+    # Counted where they were made, in the workers' pool processes, and summed by /metrics.
+    assert scrape(Client())[dispatch_denials] - counted_before == len(denials)
 
 
 @pytest.mark.slow

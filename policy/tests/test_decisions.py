@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from executions.models import Execution
 from mc_project.tenancy.choices import Role
+from mc_project.tests.test_metrics import decisions, scrape
 from policy.models import PolicyBundle, PolicyDecision, TenantPolicy
 from tests.factories import UserFactory, manifest
 from workflows.choices import VersionState
@@ -40,8 +42,10 @@ def test_an_enforced_deny_refuses_the_run_with_every_explanation_and_stores_the_
     admin: APIClient, tenant: Any, version: WorkflowVersion
 ) -> None:
     cap_budget(tenant)
+    counted = scrape(Client()).get(decisions("budget", stage="execute", result="deny", mode="enforce"), 0)
     response = admin.post("/api/executions", {"workflow": "hello-world"}, format="json")
     assert response.status_code == 403, response.content
+    assert scrape(Client())[decisions("budget", stage="execute", result="deny", mode="enforce")] == counted + 1
     error = response.json()["error"]
     assert error["code"] == "policy_denied"
     assert any(

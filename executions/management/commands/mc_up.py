@@ -261,6 +261,9 @@ class Command(BaseCommand):
         if options["once"] and options["no_run"]:
             raise CommandError("--once runs a workflow; it cannot be combined with --no-run")
         workflow = None if options["no_run"] else self._workflow(options["workflow"])
+        # The demo starts every process of this host: metrics of earlier runs start from zero.
+        for stale in settings.METRICS_DIR.glob("*.db"):
+            stale.unlink(missing_ok=True)
         self.url = url
         self.stopping = threading.Event()
         self.force = False
