@@ -21,6 +21,7 @@ _STEP_FIELDS = (
     "attempt",
     "max_attempts",
     "worker",
+    "quota_held_since",
     "started_at",
     "finished_at",
     "output_digest",
@@ -86,7 +87,7 @@ class ExecutionAdmin(admin.ModelAdmin):
 @admin.register(StepRun)
 class StepRunAdmin(admin.ModelAdmin):
     list_display = ["step_id", "kind", "shard_index", "execution", "status", "queue", "attempt", "worker", "started_at"]
-    list_filter = ["status", "kind", "queue"]
+    list_filter = ["status", "kind", "queue", ("quota_held_since", admin.EmptyFieldListFilter)]
     search_fields = ["step_id", "execution__id", "uses"]
     list_select_related = ["execution"]
     readonly_fields = [field.name for field in StepRun._meta.fields]

@@ -80,6 +80,7 @@ class StepOutput(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "next_attempt_at",
+            "quota_held_since",
             "input_digest",
             "output_digest",
             "outputs",
