@@ -9,6 +9,8 @@ in the statement that counts a dependent's needs (asserted legal there).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -17,6 +19,16 @@ from django.utils import timezone
 
 from executions.choices import EXECUTION_TRANSITIONS, STEP_TRANSITIONS, StepStatus
 from executions.models import Execution, StepRun
+
+
+@dataclass(frozen=True)
+class QuotaCheck:
+    """Start a step only within its tenant's cap for its class, behind the steps held before it."""
+
+    tenant_id: Any
+    resource_class: str
+    held_since: datetime | None
+    cap: int
 
 
 class IllegalTransition(RuntimeError):
@@ -83,9 +95,22 @@ UPDATE executions_steprun
 SET status = %s, attempt = attempt + 1, worker = %s, worker_pid = %s,
     started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL,
     quota_held_since = NULL, quota_released_at = NULL
-WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL
+WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL{condition}
 RETURNING {columns}
 """
+# The quota condition of a capped step: the tenant's running steps of its class (a matrix
+# task's own row holds no slot) plus the steps held in line before it leave a slot free.
+_WITHIN_QUOTA_SQL = """
+  AND (
+    SELECT count(*) FROM executions_steprun r JOIN executions_execution e ON e.id = r.execution_id
+    WHERE e.tenant_id = %s AND r.resource_class = %s AND r.status = 'running'
+      AND NOT (r.kind = 'step' AND r.matrix IS NOT NULL)
+  ) + (
+    SELECT count(*) FROM executions_steprun h JOIN executions_execution e ON e.id = h.execution_id
+    WHERE e.tenant_id = %s AND h.resource_class = %s AND h.status IN ('queued', 'retrying')
+      AND h.quota_held_since IS NOT NULL AND h.id <> %s
+      AND (%s::timestamptz IS NULL OR h.quota_held_since < %s OR (h.quota_held_since = %s AND h.id < %s))
+  ) < %s"""
 
 
 def _row_reader() -> tuple[list[str], Any, Any]:
@@ -96,11 +121,13 @@ def _row_reader() -> tuple[list[str], Any, Any]:
     return [field.attname for field in fields], compiler, converters
 
 
-def step_start_claimed(step_pk: int, *, worker: str, pid: int) -> StepRun | None:
+def step_start_claimed(step_pk: int, *, worker: str, pid: int, quota: QuotaCheck | None = None) -> StepRun | None:
     """Claim a queued or retrying step for a new attempt in one statement; the row, or None.
 
     The hot path of every step start (queued|retrying -> running). Throttled shards
-    (``max_parallel``) and anything else take the locking path in the runner.
+    (``max_parallel``) and anything else take the locking path in the runner. With
+    ``quota``, the step starts only if its tenant has a slot free for it (None otherwise);
+    the caller holds the quota lock, so the counts cannot change under it.
     """
     names, compiler, converters = _row_reader()
     columns = ", ".join(str(field.column) for field in StepRun._meta.concrete_fields)
@@ -115,8 +142,14 @@ def step_start_claimed(step_pk: int, *, worker: str, pid: int) -> StepRun | None
         StepStatus.QUEUED,
         StepStatus.RETRYING,
     ]
+    condition = ""
+    if quota is not None:
+        condition = _WITHIN_QUOTA_SQL
+        held = quota.held_since
+        params += [quota.tenant_id, quota.resource_class, quota.tenant_id, quota.resource_class, step_pk]
+        params += [held, held, held, step_pk, quota.cap]
     with connection.cursor() as cursor:
-        cursor.execute(_START_SQL.format(columns=columns), params)
+        cursor.execute(_START_SQL.format(columns=columns, condition=condition), params)
         rows = cursor.fetchall()
     if not rows:
         return None

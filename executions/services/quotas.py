@@ -32,6 +32,7 @@ from django.utils import timezone
 from executions.choices import StepKind, StepStatus
 from executions.models import Execution, StepRun
 from executions.services.dispatch import message_for, send_steps
+from executions.transitions import QuotaCheck
 from policy.choices import PolicyMode
 from policy.dispatch import QuotaRules, dispatch_decide, quota_rules
 
@@ -58,6 +59,12 @@ class Gate:
     held_since: Any
     cap: int
     rules: QuotaRules
+    step: dict[str, Any]
+    """What the quotas pack is told about the step: id, uses, resource_class."""
+
+    @property
+    def check(self) -> QuotaCheck:
+        return QuotaCheck(self.tenant_id, self.resource_class, self.held_since, self.cap)
 
 
 @dataclass(frozen=True)
@@ -74,23 +81,29 @@ class QuotaHeld(Exception):
         self.delay = delay
 
 
+_GATE_SQL = """
+SELECT s.execution_id, e.tenant_id, s.resource_class, s.kind, s.max_parallel, s.quota_held_since, s.step_id, s.uses
+FROM executions_steprun s JOIN executions_execution e ON e.id = s.execution_id
+WHERE s.id = %s AND s.status IN (%s, %s)
+"""
+
+
 def quota_gate(step_pk: int) -> Gate | None:
     """The gate of a queued or retrying step whose class is capped for its tenant; else None."""
-    row = (
-        StepRun.objects.filter(pk=step_pk, status__in=_WAITING)
-        .values_list(
-            "execution_id", "execution__tenant_id", "resource_class", "kind", "max_parallel", "quota_held_since"
-        )
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_GATE_SQL, [step_pk, StepStatus.QUEUED, StepStatus.RETRYING])
+        row = cursor.fetchone()
     if row is None:
         return None
-    execution_id, tenant_id, resource_class, kind, max_parallel, held_since = row
+    execution_id, tenant_id, resource_class, kind, max_parallel, held_since, step_id, uses = row
     rules = quota_rules(tenant_id)
     cap = rules.max_concurrent.get(resource_class)
     if cap is None:
         return None
-    return Gate(step_pk, execution_id, tenant_id, resource_class, kind, max_parallel, held_since, cap, rules)
+    if isinstance(held_since, str):  # SQLite hands raw SQL its text
+        held_since = StepRun._meta.get_field("quota_held_since").to_python(held_since)
+    step = {"id": step_id, "uses": uses, "resource_class": resource_class}
+    return Gate(step_pk, execution_id, tenant_id, resource_class, kind, max_parallel, held_since, cap, rules, step)
 
 
 def quota_lock(tenant_id: Any, resource_class: str, step_pk: int | None = None) -> None:
@@ -116,7 +129,7 @@ def slots_taken(gate: Gate) -> Slots:
     return Slots(counts["running"], counts["ahead"])
 
 
-def quota_admits(gate: Gate, step: dict[str, Any]) -> tuple[bool, Slots]:
+def quota_admits(gate: Gate) -> tuple[bool, Slots]:
     """Whether the gate's step may start now (call under ``quota_lock``), and the slots counted.
 
     Within the cap it may, without asking the pack. Beyond it the quotas pack decides
@@ -132,7 +145,7 @@ def quota_admits(gate: Gate, step: dict[str, Any]) -> tuple[bool, Slots]:
         rules=gate.rules,
         tenant_id=gate.tenant_id,
         execution_id=gate.execution_id,
-        step=step,
+        step=gate.step,
         running=slots.running,
         ahead=slots.ahead,
     )
@@ -142,18 +155,31 @@ def quota_admits(gate: Gate, step: dict[str, Any]) -> tuple[bool, Slots]:
     return not decision.blocks, slots
 
 
-def quota_hold(gate: Gate) -> None:
-    """Put the gate's step in line (keeping its place if it was already in it)."""
-    StepRun.objects.filter(pk=gate.step_pk, status__in=_WAITING).update(
+def quota_hold(gate: Gate) -> bool:
+    """Put the gate's step in line (keeping its place if it was already in it); False if it moved on."""
+    held = StepRun.objects.filter(pk=gate.step_pk, status__in=_WAITING).update(
         quota_held_since=gate.held_since or timezone.now(), quota_released_at=None
     )
+    return held == 1
+
+
+_LINE_EXISTS_SQL = """
+SELECT EXISTS (
+  SELECT 1 FROM executions_steprun h JOIN executions_execution e ON e.id = h.execution_id
+  WHERE h.resource_class = %s AND h.quota_held_since IS NOT NULL AND h.status IN (%s, %s) AND e.tenant_id = %s
+)
+"""
 
 
 def quota_release(tenant_id: Any, resource_class: str) -> int:
     """Offer the slots free in a tenant's class to the head of its line; return the offers made."""
-    base = StepRun.objects.filter(execution__tenant_id=tenant_id, resource_class=resource_class)
-    if not base.filter(_IN_LINE).exists():
+    with connection.cursor() as cursor:
+        tenant = Execution._meta.get_field("tenant").get_db_prep_value(tenant_id, connection)
+        cursor.execute(_LINE_EXISTS_SQL, [resource_class, StepStatus.QUEUED, StepStatus.RETRYING, tenant])
+        (line,) = cursor.fetchone()
+    if not line:
         return 0
+    base = StepRun.objects.filter(execution__tenant_id=tenant_id, resource_class=resource_class)
     cap = quota_rules(tenant_id).max_concurrent.get(resource_class)
     now = timezone.now()
     with transaction.atomic():
@@ -176,9 +202,9 @@ def quota_release(tenant_id: Any, resource_class: str) -> int:
     return len(offered)
 
 
-def quota_slot_freed(step: StepRun) -> None:
+def quota_slot_freed(step: StepRun, tenant_id: Any = None) -> None:
     """A step of this tenant and class stopped running: offer its slot to the line."""
-    tenant_id = _tenant_of(step.execution_id)
+    tenant_id = tenant_id or _tenant_of(step.execution_id)
     try:
         quota_release(tenant_id, step.resource_class)
     except Exception:  # the beat re-offers; a finished step must not fail over it

@@ -62,6 +62,8 @@ class Claim:
 
     step: StepRun
     attempt: int
+    tenant_id: Any = None
+    """Known when the step started through its tenant's quota gate."""
 
 
 class Throttled(Exception):
@@ -163,14 +165,18 @@ def _attempt_start(step: StepRun, *, worker: str, attempts: list[Any], lost: int
 def _claim_within_quota(gate: Gate, *, worker: str) -> Claim | None:
     """Claim a capped step if its tenant has a slot free for it, else put it in line (QuotaHeld).
 
-    None when the step moved on meanwhile (the caller's locking path sorts that out).
+    On PostgreSQL a step within the cap starts in one conditional UPDATE under the quota
+    lock. Beyond the cap (and for throttled shards, and on SQLite) the slots are counted
+    and, if need be, the quotas pack decides. None when the step moved on meanwhile (the
+    caller's locking path sorts that out).
     """
     with transaction.atomic():
         quota_lock(gate.tenant_id, gate.resource_class, gate.step_pk)
-        step = StepRun.objects.filter(pk=gate.step_pk).values("step_id", "uses", "resource_class").first()
-        if step is None:
-            return None
-        admitted, slots = quota_admits(gate, {"id": step["step_id"], **step})
+        if connection.vendor == "postgresql" and not gate.max_parallel:
+            started = step_start_claimed(gate.step_pk, worker=worker, pid=os.getpid(), quota=gate.check)
+            if started is not None:
+                return Claim(step=started, attempt=started.attempt, tenant_id=gate.tenant_id)
+        admitted, slots = quota_admits(gate)
         if admitted:
             if not gate.max_parallel:
                 started = step_start_claimed(gate.step_pk, worker=worker, pid=os.getpid())
@@ -180,7 +186,8 @@ def _claim_within_quota(gate: Gate, *, worker: str) -> Claim | None:
             if locked.status not in (StepStatus.QUEUED, StepStatus.RETRYING):
                 return None
             return _attempt_start(locked, worker=worker, attempts=list(locked.attempts), lost=locked.lost_attempts)
-        quota_hold(gate)
+        if not quota_hold(gate):
+            return None
     if slots.running < gate.cap:  # room, but others are ahead: make sure the head is offered it
         quota_release(gate.tenant_id, gate.resource_class)
     raise QuotaHeld(SHARD_POLL_S if gate.kind == StepKind.SHARD else None)
@@ -438,7 +445,7 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
     try:
         return _attempt_run(claim)
     finally:
-        quota_slot_freed(claim.step)
+        quota_slot_freed(claim.step, claim.tenant_id)
 
 
 def _attempt_run(claim: Claim) -> float | None:
