@@ -50,8 +50,9 @@ else := []
 
 quoted(s) := concat("", ["\"", s, "\""])
 
-# plan.steps with their index, for JSON pointers; entries that are not objects are skipped.
-steps := {i: s | some i, s in list(object.get(plan, "steps", [])); is_object(s)}
+# plan.steps as given; rules skip entries that are not objects. An array, not an object
+# keyed by index: rego-cpp builds sets and objects in quadratic time.
+steps := list(object.get(plan, "steps", []))
 
 # A step's resource class; the manifest's default is "small".
 class_of(step) := c if {
@@ -100,7 +101,20 @@ ahead(class) := n if {
 	is_number(n)
 } else := 0
 
-large_count := sum([shards_of(s) | some s in steps; class_of(s) == "large"])
+# A step is large only if it says so (a missing class means small), so select by the field
+# first: functions called once per step are what a 1,000-step plan pays for.
+large_count := sum([shards_of(s) | some s in steps; is_object(s); s.resource_class == "large"])
+
+# Classes this tenant may not use at all (a limit of 0); usually none, so no step is visited.
+tenant_caps := c if {
+	c := limits.max_concurrent_steps
+	is_object(c)
+} else := {}
+
+disabled_classes := [c |
+	some c in array.concat(["small", "medium", "large"], [k | tenant_caps[k]])
+	max_concurrent(c) <= 0
+]
 
 deny contains {
 	"code": "large_steps_exceeded",
@@ -122,8 +136,10 @@ deny contains {
 	"path": concat("", ["/plan/steps/", format_int(i, 10), "/resource_class"]),
 } if {
 	stage in {"plan", "execute"}
+	count(disabled_classes) > 0
 	some i, step in steps
-	max_concurrent(class_of(step)) <= 0
+	is_object(step)
+	class_of(step) in disabled_classes
 }
 
 deny contains {
@@ -136,6 +152,7 @@ deny contains {
 } if {
 	stage == "dispatch"
 	some i, step in steps
+	is_object(step)
 	class := class_of(step)
 	ahead(class) <= 0
 	running(class) + 1 > max_concurrent(class)
@@ -153,6 +170,7 @@ deny contains {
 } if {
 	stage == "dispatch"
 	some i, step in steps
+	is_object(step)
 	class := class_of(step)
 	ahead(class) > 0
 	running(class) + ahead(class) + 1 > max_concurrent(class)
