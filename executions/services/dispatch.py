@@ -472,7 +472,9 @@ def stalled_steps_recover() -> int:
     messages = [
         message_for(step)
         for step in StepRun.objects.filter(
-            status__in=[StepStatus.QUEUED, StepStatus.RETRYING], queued_at__lt=now - waiting_margin
+            status__in=[StepStatus.QUEUED, StepStatus.RETRYING],
+            queued_at__lt=now - waiting_margin,
+            quota_held_since__isnull=True,  # a step in a quota's line waits for an offer (below)
         ).exclude(kind=StepKind.SHARD)
     ]
     shards: list[Message] = []
