@@ -7,6 +7,7 @@ silently. A deny blocks only where the tenant's mode for that pack is ``enforce`
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -135,8 +136,8 @@ def policy_input(
         },
         "manifest": manifest,
         "plan": {
-            "estimated_usd": plan.get("estimated_usd", 0),
-            "estimated_seconds": plan.get("estimated_seconds", 0),
+            "estimated_usd": _micro_up(plan.get("estimated_usd", 0)),
+            "estimated_seconds": _micro_up(plan.get("estimated_seconds", 0)),
             "steps": steps,
             "side_effects": plan.get("side_effects", []),
             "data_classes": plan.get("data_classes", []),
@@ -144,6 +145,18 @@ def policy_input(
         "usage": usage,
         "limits": limits,
     }
+
+
+def _micro_up(value: Any) -> Any:
+    """A plan figure rounded up to six decimals: never below the estimate, and exact for regopy.
+
+    rego-cpp's fast input path keeps six decimals; a document with a longer float takes
+    its text parser, several times slower on a large plan. Rounding up keeps a budget
+    check conservative (an estimate of 1.5000001 is read as 1.500001, over a 1.50 cap).
+    """
+    if isinstance(value, bool) or not isinstance(value, float):
+        return value
+    return math.ceil(round(value * 1_000_000, 3)) / 1_000_000
 
 
 def _bundle_for(pack: str, row: PolicyBundle | None) -> Any:

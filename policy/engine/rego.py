@@ -85,15 +85,16 @@ def check_build(modules: dict[str, str], data: dict[str, Any], entrypoint: str) 
         raise BundleError(f"the bundle does not compile: {_first_message(str(exc))}") from exc
 
 
-def compile_pack(modules: dict[str, str], data: dict[str, Any], entrypoint: str) -> Any:
-    """Build a regopy Bundle with one entrypoint (a package path such as ``mc/budget``)."""
+def compile_pack(modules: dict[str, str], data: dict[str, Any], entrypoint: str | list[str]) -> Any:
+    """Build a regopy Bundle with its entrypoints (paths such as ``mc/budget`` or ``mc/budget/deny``)."""
     interp = new_interpreter()
     for path, source in modules.items():
         interp.add_module(path, source)
     interp.add_data_json(json.dumps(data))
-    bundle = interp.build(None, [entrypoint])
+    entrypoints = [entrypoint] if isinstance(entrypoint, str) else entrypoint
+    bundle = interp.build(None, entrypoints)
     if not bundle.ok():
-        raise RegoError(f"building {entrypoint} failed")
+        raise RegoError(f"building {', '.join(entrypoints)} failed")
     return bundle
 
 
