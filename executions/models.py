@@ -51,6 +51,10 @@ class Execution(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="execution_tenant_recent"),
             models.Index(fields=["workflow", "status"], name="execution_workflow_status"),
+            # The budget pack's spend today, read at every execute: answered from the index alone.
+            models.Index(
+                fields=["tenant", "mode", "created_at"], include=["estimated_usd"], name="execution_tenant_spend"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
