@@ -9,7 +9,9 @@ variable, so import this module only after they are loaded (from apps, never fro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, multiprocess
@@ -40,3 +42,28 @@ def process_exited(pid: int) -> None:
     (re)start every process of a host (docs/operations.md).
     """
     multiprocess.mark_process_dead(pid)
+
+
+def dead_process_files_remove(directory: Path) -> int:
+    """Delete the metric files of processes that no longer run; return how many.
+
+    For a fresh start of every process of a host (``mc_up``); the files of processes
+    still running, another test run's or a live worker's, are left alone.
+    """
+    removed = 0
+    for path in directory.glob("*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -110,3 +110,14 @@ def test_the_metrics_directory_defaults_to_var(monkeypatch: pytest.MonkeyPatch, 
     assert read_environment().metrics_dir == tmp_path / "prometheus"
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "shared"))
     assert read_environment().metrics_dir == tmp_path / "shared"
+
+
+def test_a_fresh_start_removes_only_the_files_of_dead_processes(tmp_path: Path) -> None:
+    from mc_project.metrics import dead_process_files_remove
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    for name in (f"counter_{dead_pid}.db", f"gauge_livesum_{dead_pid}.db", f"counter_{os.getpid()}.db"):
+        (tmp_path / name).write_bytes(b"")
+    assert dead_process_files_remove(tmp_path) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"counter_{os.getpid()}.db"]

@@ -261,9 +261,10 @@ class Command(BaseCommand):
         if options["once"] and options["no_run"]:
             raise CommandError("--once runs a workflow; it cannot be combined with --no-run")
         workflow = None if options["no_run"] else self._workflow(options["workflow"])
-        # The demo starts every process of this host: metrics of earlier runs start from zero.
-        for stale in settings.METRICS_DIR.glob("*.db"):
-            stale.unlink(missing_ok=True)
+        # Metrics of earlier demo processes that are gone start from zero.
+        from mc_project.metrics import dead_process_files_remove
+
+        dead_process_files_remove(settings.METRICS_DIR)
         self.url = url
         self.stopping = threading.Event()
         self.force = False
