@@ -118,6 +118,9 @@ class StepRun(models.Model):
     outputs_ref = models.CharField(max_length=80, blank=True, default="", help_text="artifact holding large outputs")
     error = models.JSONField(null=True, blank=True)
     log = models.TextField(blank=True, default="")
+    data_classes = models.JSONField(
+        default=list, blank=True, help_text="the task's and its package's data classes; pii is redacted from logs"
+    )
     quota_held_since = models.DateTimeField(
         null=True, blank=True, help_text="waiting in line for a slot of its tenant's concurrency quota since"
     )

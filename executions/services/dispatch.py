@@ -149,6 +149,7 @@ def _queue_matrix(execution: Execution, parent: StepRun, now: Any) -> None:
             needs=parent.needs,
             queue=parent.queue,
             resource_class=parent.resource_class,
+            data_classes=parent.data_classes,
             timeout_seconds=parent.timeout_seconds,
             max_attempts=parent.max_attempts,
             status=StepStatus.QUEUED,
@@ -168,6 +169,8 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
     for task in tasks:
         for need in task.get("needs", []):
             dependents[need].append(task["id"])
+    # The plan knows each step's data classes (the task's and its package's).
+    classes = {step["id"]: step.get("data_classes", []) for step in (execution.plan or {}).get("steps", [])}
     rows = []
     for sequence, task in enumerate(tasks):
         resource_class = task.get("resource_class", "small")
@@ -190,6 +193,7 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
                 timeout_seconds=task.get("timeout_seconds", 3600),
                 max_attempts=task.get("retries", 0) + 1,
                 needs_pending=len(task.get("needs", [])),
+                data_classes=classes.get(task["id"], task.get("data_classes", [])),
             )
         )
     steps = StepRun.objects.bulk_create(rows)
@@ -324,6 +328,7 @@ def execution_settle(execution: Execution) -> None:
             resource_class=step.compensate.get("resource_class", step.resource_class),
             timeout_seconds=step.compensate.get("timeout_seconds", step.timeout_seconds),
             max_attempts=step.compensate.get("retries", 0) + 1,
+            data_classes=step.data_classes,  # it undoes what the step did, with the same data
         )
         for order, step in enumerate(completed)
         if step.compensate

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,14 +80,56 @@ class StoredOutputs:
     digest: str
 
 
+PII = "pii"
+REDACTED = "[redacted: pii]"
+_MIN_SECRET = 3  # shorter values ("a", "42") would blank out ordinary text
+_EXPRESSION_RE = re.compile(r"\$\{\{.*?\}\}")
+
+
 @dataclass
 class StepLog:
-    """A step's log for one attempt, capped so a chatty package cannot fill the database."""
+    """A step's log for one attempt, capped so a chatty package cannot fill the database.
+
+    Values of pii data (``redact``) never reach the stored log: ``text`` replaces each
+    occurrence with ``[redacted: pii]``.
+    """
 
     limit: int
     lines: list[str] = field(default_factory=list)
     size: int = 0
     truncated: bool = False
+    secrets: set[str] = field(default_factory=set)
+
+    def redact(self, value: Any) -> None:
+        """Keep every string (and number) inside ``value`` out of the log."""
+        if isinstance(value, dict):
+            for item in value.values():
+                self.redact(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self.redact(item)
+        elif isinstance(value, str | int | float) and not isinstance(value, bool):
+            text = str(value).strip()
+            if len(text) >= _MIN_SECRET:
+                self.secrets.add(text)
+
+    def redact_rendered(self, template: Any, rendered: Any) -> None:
+        """Keep out what expressions put into ``rendered``; the manifest's own literals stay readable."""
+        if isinstance(template, dict) and isinstance(rendered, dict):
+            for key, item in template.items():
+                self.redact_rendered(item, rendered.get(key))
+        elif isinstance(template, list) and isinstance(rendered, list) and len(template) == len(rendered):
+            for item, value in zip(template, rendered, strict=True):
+                self.redact_rendered(item, value)
+        elif isinstance(template, str) and "${{" in template:
+            if isinstance(rendered, str) and isinstance(template, str):
+                for literal in _EXPRESSION_RE.split(template):  # the value minus the template's own text
+                    if literal:
+                        rendered = rendered.replace(literal, "\0")
+                for part in rendered.split("\0"):
+                    self.redact(part)
+            else:
+                self.redact(rendered)
 
     def write(self, line: str) -> None:
         if self.truncated:
@@ -99,7 +142,13 @@ class StepLog:
         self.size += len(line) + 1
 
     def text(self) -> str:
-        return "\n".join(self.lines)
+        return self.scrub("\n".join(self.lines))
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every pii value replaced (longest first, so none is half-redacted)."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
 
 
 def _now_iso() -> str:
@@ -395,7 +444,8 @@ def _package_settings() -> PackageSettings:
     )
 
 
-def _render(step: StepRun) -> Any:
+def _render(step: StepRun, log: StepLog) -> Any:
+    """The step's ``with`` with its expressions evaluated; pii it receives is kept out of ``log``."""
     found = [ref for _, ref in references(step.with_template)]
     if not found:
         return step.with_template
@@ -408,7 +458,10 @@ def _render(step: StepRun) -> Any:
         rows = StepRun.objects.filter(
             execution_id=step.execution_id, kind=StepKind.STEP, step_id__in=names, status=StepStatus.SUCCEEDED
         )
-        outputs = {row.step_id: outputs_load(row) for row in rows}
+        for row in rows:
+            outputs[row.step_id] = outputs_load(row)
+            if PII in row.data_classes:
+                log.redact(outputs[row.step_id])
     matrix = step.matrix if step.kind == StepKind.SHARD else None
     return render(step.with_template, inputs=inputs, steps=outputs, matrix=matrix)
 
@@ -453,8 +506,11 @@ def _attempt_run(claim: Claim) -> float | None:
     step = claim.step
     log = StepLog(settings.MC_STEP_LOG_LIMIT)
     input_digest = ""
+    pii = PII in step.data_classes
     try:
-        with_ = _render(step)
+        with_ = _render(step, log)
+        if pii:
+            log.redact_rendered(step.with_template, with_)
         input_digest = sha256_digest(canonical_json(with_))
         package = default_registry().resolve(step.uses)
         problems = package.check_input(with_)
@@ -476,8 +532,13 @@ def _attempt_run(claim: Claim) -> float | None:
         outputs = package.run(context, with_)
         if not isinstance(outputs, dict):
             raise StepFailed(f"{step.uses} returned {type(outputs).__name__}, not an object", retryable=False)
+        if pii:
+            log.redact(outputs)
     except Exception as exc:
         error, retryable = _failure(exc, step.timeout_seconds)
+        for key in ("message", "traceback"):  # an error may quote the pii it choked on
+            if isinstance(error.get(key), str):
+                error[key] = log.scrub(error[key])
         return _uninterrupted(
             step_attempt_failed,
             step.pk,

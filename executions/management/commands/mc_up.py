@@ -179,6 +179,8 @@ class Follower:
         attempts = f" ({step.attempt} attempts)" if step.attempt > 1 else ""
         if step.error:
             detail = f"error: {step.error.get('message', step.error.get('code', ''))}"
+        elif "pii" in step.data_classes:
+            detail = "outputs redacted (pii)"
         elif step.outputs_ref:
             detail = f"outputs in artifact {step.outputs_ref}"
         else:
