@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# receipts.signing.keyring's index file: its presence means a keyring has been created.
+KEYRING_INDEX = "keyring.json"
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -93,6 +96,23 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in {"http", "https"} and bool(parts.hostname) and port != 0
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise EnvError(f"{name} must be one of {', '.join(choices)}, got {os.environ.get(name)!r}")
+    return value
+
+
+def env_secret(name: str) -> str:
+    """A secret exactly as given (no stripping: spaces may be part of a password), or ""."""
+    return _raw(name) or ""
+
+
+def env_path(name: str) -> Path | None:
+    raw = env_str(name)
+    return Path(raw) if raw else None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = _raw(name)
     if raw is None:
@@ -139,13 +159,25 @@ class Environment:
     opa_url: str
     policy_timeout: float
     metrics_dir: Path
+    signer: str
+    signing_key: Path | None
+    signing_key_password: str
+    keys_dir: Path
+    sigstore_trust_config: Path | None
+    sigstore_trusted_root: Path | None
+    sigstore_identity_token_file: Path | None
+    sigstore_identity: str
+    sigstore_issuer: str
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
 
-    def production_problems(self) -> list[str]:
-        """What stops this environment from running as production (empty if fine)."""
+    def production_problems(self, *, signing: bool = True) -> list[str]:
+        """What stops this environment from running as production (empty if fine).
+
+        ``signing=False`` leaves out the signing key, for the command that creates it.
+        """
         problems = []
         if not self.secret_key:
             problems.append("MC_SECRET_KEY is not set")
@@ -158,6 +190,45 @@ class Environment:
         if not self.broker_url or self.broker_url.startswith("filesystem"):
             problems.append("MC_BROKER_URL must name a real broker (Redis or RabbitMQ)")
         problems.extend(self.execution_problems())
+        if signing:
+            problems.extend(self.production_signing_problems())
+        return problems
+
+    def production_signing_problems(self) -> list[str]:
+        """What stops production from signing receipts: a key, or a Sigstore identity, must exist
+        before the first one (the embedded default generates a key on first use instead)."""
+        if self.signer == "sigstore":
+            # Receipts verify against this certificate identity and OIDC issuer.
+            policy = (("MC_SIGSTORE_IDENTITY", self.sigstore_identity), ("MC_SIGSTORE_ISSUER", self.sigstore_issuer))
+            missing = [name for name, value in policy if not value]
+            if missing:
+                return [f"MC_SIGNER=sigstore needs {' and '.join(missing)}: whose signatures receipts must carry"]
+            return []
+        if self.signing_key is None and not (self.keys_dir / KEYRING_INDEX).is_file():
+            return [
+                f"no signing key: set MC_SIGNING_KEY to a PEM private key, or create a keyring in {self.keys_dir}"
+                " (manage.py mc_keys generate)"
+            ]
+        return []
+
+    def signing_problems(self) -> list[str]:
+        """Signing settings that cannot work (checked in every mode)."""
+        problems = []
+        if self.signing_key is not None:
+            try:
+                head = self.signing_key.read_bytes()[:4096]
+            except OSError as exc:
+                return [f"MC_SIGNING_KEY {self.signing_key} cannot be read: {exc.strerror}"]
+            if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in head and not self.signing_key_password:
+                problems.append(f"MC_SIGNING_KEY {self.signing_key} is encrypted: set MC_SIGNING_KEY_PASSWORD")
+            elif b"PRIVATE KEY-----" not in head:
+                problems.append(f"MC_SIGNING_KEY {self.signing_key} is not a PEM private key (PKCS#8)")
+        for name, path in (
+            ("MC_SIGSTORE_TRUST_CONFIG", self.sigstore_trust_config),
+            ("MC_SIGSTORE_TRUSTED_ROOT", self.sigstore_trusted_root),
+        ):
+            if path is not None and not path.is_file():
+                problems.append(f"{name} {path} is not a file")
         return problems
 
     def execution_problems(self) -> list[str]:
@@ -220,4 +291,13 @@ def read_environment() -> Environment:
         # prometheus_client's own variable: every process of one deployment (API and
         # workers) must count into the same directory, so it may be set for all of them.
         metrics_dir=Path(env_str("PROMETHEUS_MULTIPROC_DIR") or var_dir / "prometheus"),
+        signer=env_choice("MC_SIGNER", "key", ("key", "sigstore")),
+        signing_key=env_path("MC_SIGNING_KEY"),
+        signing_key_password=env_secret("MC_SIGNING_KEY_PASSWORD"),
+        keys_dir=Path(env_str("MC_KEYS_DIR") or var_dir / "keys"),
+        sigstore_trust_config=env_path("MC_SIGSTORE_TRUST_CONFIG"),
+        sigstore_trusted_root=env_path("MC_SIGSTORE_TRUSTED_ROOT"),
+        sigstore_identity_token_file=env_path("MC_SIGSTORE_IDENTITY_TOKEN_FILE"),
+        sigstore_identity=env_str("MC_SIGSTORE_IDENTITY"),
+        sigstore_issuer=env_str("MC_SIGSTORE_ISSUER"),
     )

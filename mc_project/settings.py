@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -21,9 +22,12 @@ try:
 except EnvError as exc:
     raise ImproperlyConfigured(str(exc)) from exc
 
-if ENV.is_production and (problems := ENV.production_problems()):
+# `manage.py mc_keys` creates and inspects the signing keys the checks below ask for, so it
+# runs without them.
+_MANAGING_KEYS = sys.argv[1:2] == ["mc_keys"]
+if ENV.is_production and (problems := ENV.production_problems(signing=not _MANAGING_KEYS)):
     raise ImproperlyConfigured("MC_ENV=production refuses to start: " + "; ".join(problems))
-if problems := ENV.execution_problems():
+if problems := ENV.execution_problems() + ([] if _MANAGING_KEYS else ENV.signing_problems()):
     raise ImproperlyConfigured("; ".join(problems))
 
 BASE_DIR = _BASE_DIR
@@ -288,6 +292,19 @@ MC_PYTHON_ALLOWED_MODULES = ENV.python_allowed_modules
 # Blank: evaluate the packs in-process (regopy); a URL: ask that OPA server instead.
 MC_OPA_URL = ENV.opa_url
 MC_POLICY_TIMEOUT = ENV.policy_timeout
+
+# --- receipts: signing (docs/receipts.md) -----------------------------------------------
+# "key": an ECDSA P-256 key, from MC_SIGNING_KEY or the keyring in MC_KEYS_DIR (the embedded
+# default generates one there on first use); "sigstore": keyless, Fulcio and Rekor.
+MC_SIGNER = ENV.signer
+MC_SIGNING_KEY = ENV.signing_key
+MC_SIGNING_KEY_PASSWORD = ENV.signing_key_password
+MC_KEYS_DIR = ENV.keys_dir
+MC_SIGSTORE_TRUST_CONFIG = ENV.sigstore_trust_config
+MC_SIGSTORE_TRUSTED_ROOT = ENV.sigstore_trusted_root
+MC_SIGSTORE_IDENTITY_TOKEN_FILE = ENV.sigstore_identity_token_file
+MC_SIGSTORE_IDENTITY = ENV.sigstore_identity
+MC_SIGSTORE_ISSUER = ENV.sigstore_issuer
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

@@ -17,6 +17,11 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     # variable), apart from other runs on the machine; removed when the run ends.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mc-test-metrics-")
     atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+if "MC_KEYS_DIR" not in os.environ:
+    # Receipt signing keys: generated on first use, once per test run (and shared with the
+    # processes it starts), removed when the run ends.
+    os.environ["MC_KEYS_DIR"] = tempfile.mkdtemp(prefix="mc-test-keys-")
+    atexit.register(shutil.rmtree, os.environ["MC_KEYS_DIR"], ignore_errors=True)
 
 from mc_project.settings import *  # noqa: F403
 

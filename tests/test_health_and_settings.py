@@ -100,10 +100,14 @@ def test_production_refuses_to_start(tmp_path: Path, override: dict[str, str], c
 
 
 def test_production_starts_when_configured(tmp_path: Path) -> None:
+    from receipts.signing import generate_private_key, private_key_pem
+
+    # Production also needs a receipt signing key (receipts/tests/test_keys.py tests its absence).
+    (tmp_path / "signing.pem").write_bytes(private_key_pem(generate_private_key()))
     code = (
         "import django; django.setup(); from django.conf import settings; print(settings.DEBUG, settings.ALLOWED_HOSTS)"
     )
-    result = run_mc(code, PRODUCTION_OK, tmp_path)
+    result = run_mc(code, {**PRODUCTION_OK, "MC_SIGNING_KEY": str(tmp_path / "signing.pem")}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False ['mc.example.com']"
 
