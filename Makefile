@@ -6,14 +6,14 @@ PIP    := $(VENV)/bin/pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 CELERY := $(VENV)/bin/celery -A mc_project
-QUEUES := mc.small,mc.medium,mc.large,mc.control
+QUEUES := mc.small,mc.medium,mc.large,mc.control,mc.receipts
 WORKER_CONCURRENCY ?= 2
 FLOWER_PORT ?= 5555
 FLOWER_BASIC_AUTH ?= demo:maestro-demo
 VAR_DIR := $(or $(MC_VAR_DIR),var)
 
 .PHONY: demo test venv install install-dev migrate run lint typecheck bench requirements clean-var services \
-	worker worker-small worker-medium worker-large worker-control beat flower
+	worker worker-small worker-medium worker-large worker-control worker-receipts beat flower
 
 $(VENV)/.installed: requirements/base.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -50,7 +50,7 @@ worker: $(VENV)/.installed
 
 ## worker-small, worker-medium, worker-large, worker-control: one worker per queue, as
 ## production runs them (see docs/operations.md).
-worker-small worker-medium worker-large worker-control: worker-%: $(VENV)/.installed
+worker-small worker-medium worker-large worker-control worker-receipts: worker-%: $(VENV)/.installed
 	$(CELERY) worker -Q mc.$* -c $(WORKER_CONCURRENCY) -n $*@%h -l INFO
 
 ## beat: the periodic tasks (executions.recover_stalled); run exactly one.

@@ -35,7 +35,7 @@ LOG_DIR = VAR_DIR / "logs"
 DB_NAME = "mc_bench"
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONCURRENCY = 2
-MC_QUEUES = ("mc.small", "mc.medium", "mc.large", "mc.control")
+MC_QUEUES = ("mc.small", "mc.medium", "mc.large", "mc.control", "mc.receipts")
 # Redis databases owned by the benches: MC broker 12, MC results 11, baseline broker 10, results 9.
 BENCH_REDIS_DBS = (12, 11, 10, 9)
 

@@ -70,6 +70,8 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
 
 QUEUE_PREFIX = "mc."
 CONTROL_QUEUE = "mc.control"
+# Signing receipts, off the steps' and the bookkeeping's way.
+RECEIPTS_QUEUE = "mc.receipts"
 RESOURCE_CLASSES = ("small", "medium", "large")
 STEP_QUEUES = tuple(QUEUE_PREFIX + rc for rc in RESOURCE_CLASSES)
 # A worker lost mid-step (killed, OOM) does not use up a retry, but a step that keeps

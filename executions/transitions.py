@@ -17,8 +17,12 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from executions.choices import EXECUTION_TRANSITIONS, STEP_TRANSITIONS, StepStatus
+from executions.choices import EXECUTION_TRANSITIONS, STEP_TRANSITIONS, ExecutionStatus, StepStatus
 from executions.models import Execution, StepRun
+from executions.signals import execution_finished
+
+# The final statuses of a run (a dry run is born ``planned`` and never moves).
+EXECUTION_FINISHED = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ def execution_transition(execution: Execution, to: str, **fields: Any) -> Execut
     for name, value in fields.items():
         setattr(execution, name, value)
     execution.save(update_fields=["status", *fields])
+    if to in EXECUTION_FINISHED:
+        execution_finished.send(sender=Execution, execution=execution)
     return execution
 
 

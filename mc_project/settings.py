@@ -249,7 +249,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # One queue per resource class for steps, one for bookkeeping. Step tasks pick their queue
 # when they are sent; everything else goes to mc.control.
-CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("mc.small", "mc.medium", "mc.large", "mc.control")}
+CELERY_TASK_QUEUES = {
+    name: {"routing_key": name} for name in ("mc.small", "mc.medium", "mc.large", "mc.control", "mc.receipts")
+}
+CELERY_TASK_ROUTES = {"receipts.*": {"queue": "mc.receipts"}}
 CELERY_TASK_DEFAULT_QUEUE = "mc.control"
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -271,6 +274,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "executions.recover_stalled",
         "schedule": 60.0,
         "options": {"queue": "mc.control"},
+    },
+    "receipts-sign-pending": {
+        "task": "receipts.sign_pending",
+        "schedule": 60.0,
+        "options": {"queue": "mc.receipts"},
     },
 }
 

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 from receipts import selectors
 from receipts.models import Receipt
-from receipts.serializers import ReceiptOutput
+from receipts.serializers import ChainVerdictOutput, ReceiptOutput, VerdictOutput
+from receipts.verification import chain_verify, receipt_verify
 
 
 class ReceiptListApi(ListAPIView):
@@ -31,3 +32,22 @@ class ReceiptDetailApi(APIView):
     @extend_schema(responses=ReceiptOutput)
     def get(self, request: Request, receipt_id: str) -> Response:
         return Response(ReceiptOutput(selectors.receipt_get(user=request.user, receipt_id=receipt_id)).data)
+
+
+class ReceiptVerifyApi(APIView):
+    """Signature and key, the link to the previous receipt, and that the database still holds what was signed."""
+
+    @extend_schema(responses=VerdictOutput, operation_id="receipts_verify")
+    def get(self, request: Request, receipt_id: str) -> Response:
+        receipt = selectors.receipt_get(user=request.user, receipt_id=receipt_id)
+        return Response(receipt_verify(receipt).as_dict())
+
+
+class ChainVerifyApi(APIView):
+    """Walk the tenant's chain of receipts: gaps, broken links, bad signatures, edited rows."""
+
+    @extend_schema(responses=ChainVerdictOutput, operation_id="receipts_chain_verify")
+    def get(self, request: Request) -> Response:
+        from mc_project.tenancy.selectors import tenant_for_user
+
+        return Response(chain_verify(tenant_for_user(request.user)).as_dict())

@@ -28,13 +28,36 @@ class Receipt(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    execution = models.ForeignKey(
+        "executions.Execution", on_delete=models.PROTECT, null=True, blank=True, related_name="receipts"
+    )
     record = models.JSONField()
-    envelope = models.JSONField(null=True, blank=True)
+    envelope = models.JSONField(null=True, blank=True, help_text="the DSSE envelope, once signed")
+    sequence = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="place in the tenant's chain of receipts, from 1, given when signed"
+    )
+    digest = models.CharField(max_length=71, blank=True, default="", help_text="sha256:<hex> of the signed statement")
+    previous_digest = models.CharField(
+        max_length=71, blank=True, default="", help_text="digest of the tenant's previous receipt; empty for the first"
+    )
+    key_id = models.CharField(max_length=64, blank=True, default="", help_text="the key (or signer) that signed it")
+    signed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "kind", "-created_at"], name="receipt_tenant_kind")]
+        indexes = [
+            models.Index(fields=["tenant", "kind", "-created_at"], name="receipt_tenant_kind"),
+            models.Index(fields=["signed_at"], condition=models.Q(signed_at__isnull=True), name="receipt_unsigned"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "sequence"], name="receipt_sequence_per_tenant"),
+            models.UniqueConstraint(
+                fields=["execution"],
+                condition=models.Q(kind="execution"),
+                name="receipt_one_per_execution",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} receipt {self.id}"

@@ -1,18 +1,39 @@
-"""Writes for receipts."""
+"""Writes for receipts: record what was published and run, then sign it into the tenant's chain.
+
+A receipt row is created in the transaction that publishes a version or finishes a run,
+unsigned. Signing happens after commit, on the ``mc.receipts`` queue (``receipts.sign``),
+never on the request path: it takes the tenant's chain lock, gives the receipt the next
+sequence number and its predecessor's digest, builds the in-toto statement from what the
+database holds, signs it and stores the DSSE envelope. The ``receipts.sign_pending`` beat
+signs any receipt whose message was lost, so every finished run ends up with one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from receipts.choices import ReceiptKind
 from receipts.models import Receipt
 
+logger = logging.getLogger(__name__)
+
+PREDICATE_TYPES: dict[str, str] = {
+    ReceiptKind.PUBLISH: "https://maestro-conductor.dev/receipts/publish/v1",
+    ReceiptKind.EXECUTION: "https://maestro-conductor.dev/receipts/execution/v1",
+    ReceiptKind.ROLLBACK: "https://maestro-conductor.dev/receipts/rollback/v1",
+}
+SIGN_TASK = "receipts.sign"
+
 
 @transaction.atomic
 def publish_record_create(*, version: Any, actor: Any) -> Receipt:
-    """Record that ``actor`` published ``version`` (a ``WorkflowVersion``); unsigned for now."""
+    """Record that ``actor`` published ``version`` (a ``WorkflowVersion``); signed after commit."""
     workflow = version.workflow
     record = {
         "kind": ReceiptKind.PUBLISH.value,
@@ -24,7 +45,7 @@ def publish_record_create(*, version: Any, actor: Any) -> Receipt:
         "actor": actor.get_username() if actor else None,
         "published_at": version.published_at.isoformat(),
     }
-    return Receipt.objects.create(
+    receipt = Receipt.objects.create(
         tenant=workflow.tenant,
         kind=ReceiptKind.PUBLISH,
         subject_digest=version.snapshot_ref,
@@ -32,3 +53,204 @@ def publish_record_create(*, version: Any, actor: Any) -> Receipt:
         actor=actor,
         record=record,
     )
+    sign_after_commit(receipt)
+    return receipt
+
+
+def execution_record_create(execution: Any) -> Receipt | None:
+    """The unsigned receipt of a run that just finished (call inside its transaction); None for a dry run."""
+    from executions.choices import ExecutionMode
+    from executions.models import Execution
+
+    row = (
+        Execution.objects.filter(pk=execution.pk)
+        .select_related("workflow_version")
+        .only("id", "tenant_id", "mode", "status", "workflow_version__digest")
+        .first()
+    )
+    if row is None or row.mode != ExecutionMode.RUN:
+        return None
+    receipt, _ = Receipt.objects.get_or_create(
+        kind=ReceiptKind.EXECUTION,
+        execution_id=row.pk,
+        defaults={
+            "tenant_id": row.tenant_id,
+            "subject_digest": row.workflow_version.snapshot_ref or "",
+            "workflow_version_id": row.workflow_version_id,
+            "record": {"kind": ReceiptKind.EXECUTION.value, "execution": str(row.pk), "status": execution.status},
+        },
+    )
+    sign_after_commit(receipt)
+    return receipt
+
+
+def sign_after_commit(receipt: Receipt) -> None:
+    """Send ``receipts.sign`` for ``receipt`` once the transaction that made it commits."""
+    from mc_project.celery import app
+
+    receipt_id = str(receipt.pk)
+    transaction.on_commit(lambda: app.send_task(SIGN_TASK, args=[receipt_id], task_id=f"mc-receipt-{receipt_id}"))
+
+
+def receipt_sign(receipt_id: Any) -> Receipt | None:
+    """Sign a receipt into its tenant's chain; None if it is gone. Signing twice does nothing."""
+    from receipts.signing.dsse import sign_statement
+    from receipts.signing.runtime import get_signer
+
+    signer = get_signer()  # before the lock: it may read key files
+    with transaction.atomic():
+        receipt = Receipt.objects.filter(pk=receipt_id).only("id", "tenant_id", "signed_at").first()
+        if receipt is None or receipt.signed_at is not None:
+            return receipt
+        _chain_lock(receipt.tenant_id)
+        receipt = Receipt.objects.select_for_update().get(pk=receipt_id)
+        if receipt.signed_at is not None:
+            return receipt
+        previous = (
+            Receipt.objects.filter(tenant_id=receipt.tenant_id, sequence__isnull=False)
+            .order_by("-sequence")
+            .only("sequence", "digest")
+            .first()
+        )
+        receipt.sequence = (previous.sequence or 0) + 1 if previous else 1
+        receipt.previous_digest = previous.digest if previous else ""
+        statement = statement_for(receipt)
+        signed = sign_statement(statement, signer)
+        receipt.envelope = signed.sigstore_bundle or signed.envelope
+        receipt.digest = payload_digest(signed.envelope)
+        receipt.key_id = signed.key_id
+        receipt.signed_at = timezone.now()
+        receipt.save(update_fields=["sequence", "previous_digest", "envelope", "digest", "key_id", "signed_at"])
+    return receipt
+
+
+def receipts_sign_pending(older_than_s: float = 30.0) -> int:
+    """Sign receipts left unsigned (their message lost); return how many were signed."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    pending = Receipt.objects.filter(signed_at__isnull=True, created_at__lt=cutoff).order_by("created_at")
+    signed = 0
+    for receipt_id in pending.values_list("pk", flat=True)[:500]:
+        try:
+            receipt_sign(receipt_id)
+            signed += 1
+        except Exception:  # one bad receipt must not stop the others; it is retried next beat
+            logger.exception("could not sign receipt %s", receipt_id)
+    return signed
+
+
+def payload_digest(envelope: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of the envelope's payload: the signed statement's canonical bytes."""
+    import base64
+
+    return "sha256:" + hashlib.sha256(base64.b64decode(envelope["payload"])).hexdigest()
+
+
+def _chain_lock(tenant_id: Any) -> None:
+    """Serialise signing per tenant, so sequence numbers and links never fork."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"mc.receipts:{tenant_id}"])
+    else:  # SQLite: a first write takes the database's one write lock
+        Receipt.objects.filter(tenant_id=tenant_id, sequence=0).update(digest="")
+
+
+# --- statements ---------------------------------------------------------------------------------
+
+
+def statement_for(receipt: Receipt) -> dict[str, Any]:
+    """The in-toto statement of ``receipt`` as the database holds it now (also used to verify)."""
+    from receipts.signing.statement import build_statement, subject
+
+    if receipt.kind == ReceiptKind.EXECUTION:
+        subjects, predicate = _execution_facts(receipt)
+    else:
+        subjects = [subject("workflow-snapshot", receipt.subject_digest)]
+        predicate = dict(receipt.record)
+    predicate["tenant"] = predicate.get("tenant") or _tenant_slug(receipt.tenant_id)
+    predicate["receipt"] = {
+        "id": str(receipt.pk),
+        "kind": receipt.kind,
+        "sequence": receipt.sequence,
+        "previous": receipt.previous_digest or None,
+    }
+    return dict(build_statement(subjects=subjects, predicate_type=PREDICATE_TYPES[receipt.kind], predicate=predicate))
+
+
+def _execution_facts(receipt: Receipt) -> tuple[list[Any], dict[str, Any]]:
+    from executions.models import Execution, StepRun
+    from policy.models import PolicyDecision
+    from receipts.signing.statement import subject
+
+    execution = Execution.objects.select_related("workflow", "workflow_version", "tenant").get(
+        pk=receipt.execution_id  # type: ignore[misc]  # an execution receipt always names its run
+    )
+    version = execution.workflow_version
+    subjects = [subject("workflow-snapshot", version.snapshot_ref or "")]
+    steps = []
+    for step in StepRun.objects.filter(execution=execution).order_by("kind", "sequence", "shard_index"):
+        name = step.step_id if step.kind == "step" else f"{step.kind}:{step.step_id}:{step.shard_index}"
+        if step.output_digest:
+            subjects.append(subject(f"step:{name}/outputs", step.output_digest))
+        steps.append(
+            {
+                "id": step.step_id,
+                "kind": step.kind,
+                "shard": step.shard_index,
+                "uses": step.uses,
+                "status": step.status,
+                "attempts": [
+                    {key: attempt.get(key) for key in ("attempt", "worker", "started_at", "finished_at", "outcome")}
+                    for attempt in step.attempts
+                ],
+                "queue": step.queue,
+                "started_at": _iso(step.started_at),
+                "finished_at": _iso(step.finished_at),
+                "input_digest": _prefixed(step.input_digest),
+                "output_digest": _prefixed(step.output_digest),
+            }
+        )
+    decisions = [
+        {
+            "id": str(decision.pk),
+            "stage": decision.stage,
+            "pack": decision.pack,
+            "revision": decision.revision,
+            "bundle_digest": decision.bundle_digest,
+            "input_digest": decision.input_digest,
+            "mode": decision.mode,
+            "result": decision.result,
+            "deny": decision.deny,
+            "warn": decision.warn,
+        }
+        for decision in PolicyDecision.objects.filter(execution=execution).order_by("created_at", "pack")
+    ]
+    predicate = {
+        "execution": str(execution.pk),
+        "tenant": execution.tenant.slug,
+        "workflow": execution.workflow.name,
+        "version": version.version,
+        "snapshot": version.snapshot_ref,
+        "inputs_digest": _prefixed(execution.inputs_digest),
+        "status": execution.status,
+        "started_at": _iso(execution.started_at),
+        "finished_at": _iso(execution.finished_at),
+        "steps": steps,
+        "policy_decisions": decisions,
+    }
+    return subjects, predicate
+
+
+def _tenant_slug(tenant_id: Any) -> str:
+    from mc_project.tenancy.models import Tenant
+
+    return str(Tenant.objects.values_list("slug", flat=True).get(pk=tenant_id))
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _prefixed(digest: str) -> str | None:
+    if not digest:
+        return None
+    return digest if digest.startswith("sha256:") else f"sha256:{digest}"

@@ -61,7 +61,7 @@ def test_flower_shows_the_demo_worker_and_its_tasks(tmp_path: Path) -> None:
             timeout=15, what=f"{worker} in /api/workers", output=logs,
         )  # fmt: skip
         queues = {queue["name"] for queue in workers[worker]["active_queues"]}
-        assert queues == {"mc.small", "mc.medium", "mc.large", "mc.control"}
+        assert queues == {"mc.small", "mc.medium", "mc.large", "mc.control", "mc.receipts"}
 
         def step_tasks() -> list[dict[str, Any]]:
             tasks = api.get("/tasks", params={"taskname": "executions.run_step"}).json().values()

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
-QUEUES = "mc.small,mc.medium,mc.large,mc.control"
+QUEUES = "mc.small,mc.medium,mc.large,mc.control,mc.receipts"
 
 # Short backoff so retry tests take seconds, not minutes.
 TEST_WORKER_ENV = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,21 @@ def session_worker(django_db_setup: Any, django_db_blocker: Any, worker_log_dir:
 
 
 @pytest.fixture
-def worker(session_worker: WorkerProcess, transactional_db: Any) -> WorkerProcess:
-    """The shared worker, (re)started if an earlier test killed it."""
+def worker(session_worker: WorkerProcess, transactional_db: Any) -> Iterator[WorkerProcess]:
+    """The shared worker, (re)started if an earlier test killed it.
+
+    At the end it waits (a few seconds at most) for the receipts of the test's runs and
+    publishes to be signed: signing after the test would race the flush of its tables.
+    """
     if not session_worker.alive:
         session_worker.start()
-    return session_worker
+    yield session_worker
+    from receipts.models import Receipt
+
+    if session_worker.alive:
+        # A receipt the worker could not sign: the test that made it says why, not this teardown.
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not Receipt.objects.filter(signed_at__isnull=True).exists(), timeout=10)
 
 
 @pytest.fixture

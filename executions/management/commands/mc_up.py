@@ -31,7 +31,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from executions import selectors
-from executions.choices import CONTROL_QUEUE, STEP_QUEUES, STEP_TERMINAL, ExecutionMode, ExecutionStatus, StepKind
+from executions.choices import (
+    CONTROL_QUEUE,
+    RECEIPTS_QUEUE,
+    STEP_QUEUES,
+    STEP_TERMINAL,
+    ExecutionMode,
+    ExecutionStatus,
+    StepKind,
+)
 from executions.models import Execution, StepRun
 from executions.services import execution_create
 from mc_project.errors import ApplicationError
@@ -40,7 +48,7 @@ from workflows.management.commands.mc_demo import DEMO_TENANT, DEMO_USER, EXAMPL
 from workflows.manifest import ManifestError, parse_manifest
 from workflows.models import Workflow
 
-QUEUES = ",".join((*STEP_QUEUES, CONTROL_QUEUE))
+QUEUES = ",".join((*STEP_QUEUES, CONTROL_QUEUE, RECEIPTS_QUEUE))
 POLL_SECONDS = 0.2
 
 
