@@ -6,7 +6,7 @@ drops and recreates the PostgreSQL database ``mc_bench``, migrates it, calls
 tenant and a user through the services, and starts two worker subprocesses with the
 same pool (prefork, 2 processes, acks_late, prefetch 1):
 
-* MC: ``celery -A mc_project worker -Q mc.small,mc.medium,mc.large,mc.control -c 2``;
+* MC: ``celery -A mc_project worker -Q mc.small,mc.medium,mc.large,mc.control,mc.receipts -c 2``;
 * raw Celery: ``celery -A bench.baseline_celery worker -Q bench.baseline -c 2``.
 
 On exit (also after Ctrl-C, SIGTERM or an exception) it stops both. Worker logs go to
