@@ -29,6 +29,7 @@ from django.core.files.storage import storages
 from mc_project.errors import Conflict
 from receipts.choices import ReceiptKind
 from receipts.models import Receipt
+from receipts.services import decision_record
 
 logger = logging.getLogger(__name__)
 
@@ -214,16 +215,7 @@ def _policy_files(execution: Any) -> dict[str, bytes]:
             files.update({f"{directory}/{path}": content for path, content in sources.items()})
         decisions.append(
             {
-                "id": str(decision.pk),
-                "stage": decision.stage,
-                "pack": decision.pack,
-                "revision": decision.revision,
-                "bundle_digest": decision.bundle_digest,
-                "input_digest": decision.input_digest,
-                "mode": decision.mode,
-                "result": decision.result,
-                "deny": decision.deny,
-                "warn": decision.warn,
+                **decision_record(decision),
                 "decided_at": decision.created_at.isoformat(),
                 "sources": f"{directory}/" if directory else None,
             }

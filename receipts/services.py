@@ -210,18 +210,7 @@ def _execution_facts(receipt: Receipt) -> tuple[list[Any], dict[str, Any]]:
             }
         )
     decisions = [
-        {
-            "id": str(decision.pk),
-            "stage": decision.stage,
-            "pack": decision.pack,
-            "revision": decision.revision,
-            "bundle_digest": decision.bundle_digest,
-            "input_digest": decision.input_digest,
-            "mode": decision.mode,
-            "result": decision.result,
-            "deny": decision.deny,
-            "warn": decision.warn,
-        }
+        decision_record(decision)
         for decision in PolicyDecision.objects.filter(execution=execution).order_by("created_at", "pack")
     ]
     predicate = {
@@ -238,6 +227,22 @@ def _execution_facts(receipt: Receipt) -> tuple[list[Any], dict[str, Any]]:
         "policy_decisions": decisions,
     }
     return subjects, predicate
+
+
+def decision_record(decision: Any) -> dict[str, Any]:
+    """A policy decision as receipts and disclosure bundles state it."""
+    return {
+        "id": str(decision.pk),
+        "stage": decision.stage,
+        "pack": decision.pack,
+        "revision": decision.revision,
+        "bundle_digest": decision.bundle_digest,
+        "input_digest": decision.input_digest,
+        "mode": decision.mode,
+        "result": decision.result,
+        "deny": decision.deny,
+        "warn": decision.warn,
+    }
 
 
 def _tenant_slug(tenant_id: Any) -> str:
