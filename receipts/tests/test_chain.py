@@ -202,3 +202,29 @@ def test_a_receipt_signed_with_an_unknown_key_is_refused(chain: list[Receipt]) -
     check = receipt_verify(receipt).checks[0]
     assert (check.name, check.ok) == ("signature", False)
     assert "unknown" in check.message or "key" in check.message
+
+
+@pytest.mark.django_db
+def test_an_inserted_receipt_breaks_the_link_after_it(chain: list[Receipt], tenant: Any) -> None:
+    """A receipt slipped into the middle, even one signed with MC's own key, leaves its successor's link dangling."""
+    for receipt in reversed(chain[3:]):
+        Receipt.objects.filter(pk=receipt.pk).update(sequence=(receipt.sequence or 0) + 1)
+    forged = Receipt.objects.create(
+        tenant=tenant, kind=ReceiptKind.PUBLISH, subject_digest="sha256:" + "0" * 64, record={"kind": "publish"}
+    )
+    Receipt.objects.filter(pk=forged.pk).update(sequence=4, previous_digest=chain[2].digest)
+    problems = chain_verify(tenant).problems
+    assert any(p.startswith(f"receipt #5 ({chain[3].pk}) names {chain[3].previous_digest}") for p in problems), problems
+
+
+@pytest.mark.django_db
+def test_the_admin_verifies_selected_receipts(chain: list[Receipt], admin_client: Any) -> None:
+    StepRun.objects.filter(execution_id=chain[5].execution_id).update(output_digest="ef" * 32)
+    response = admin_client.post(
+        "/admin/receipts/receipt/",
+        {"action": "verify", "_selected_action": [str(chain[4].pk), str(chain[5].pk)]},
+        follow=True,
+    )
+    texts = [str(message) for message in response.context["messages"]]
+    assert f"receipt #5 {chain[4].pk}: verified" in texts
+    assert any(t.startswith(f"receipt #6 {chain[5].pk}: database: changed since signing") for t in texts), texts
