@@ -48,7 +48,7 @@ migrate: $(VENV)/.installed
 worker: $(VENV)/.installed
 	$(CELERY) worker -Q $(QUEUES) -c $(WORKER_CONCURRENCY) -n dev@%h -l INFO
 
-## worker-small, worker-medium, worker-large, worker-control: one worker per queue, as
+## worker-small, worker-medium, worker-large, worker-control, worker-receipts: one worker per queue, as
 ## production runs them (see docs/operations.md).
 worker-small worker-medium worker-large worker-control worker-receipts: worker-%: $(VENV)/.installed
 	$(CELERY) worker -Q mc.$* -c $(WORKER_CONCURRENCY) -n $*@%h -l INFO
