@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
+from mc_project.celery import app
 from mc_project.tenancy.choices import Role
 from mc_project.tenancy.models import Tenant
 from mc_project.tenancy.services import token_create
 from tests.factories import TenantFactory, UserFactory
+from tests.workers import WorkerProcess, purge_queues, wait_until
+from workflows.models import WorkflowVersion
+from workflows.services import workflow_create, workflow_publish
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +72,54 @@ def viewer(make_client: Callable[..., APIClient], tenant: Tenant) -> APIClient:
 def outsider(make_client: Callable[..., APIClient], other_tenant: Tenant) -> APIClient:
     """An admin of another tenant: must see none of ``tenant``'s objects."""
     return make_client(Role.ADMIN, other_tenant)
+
+
+# --- a real Celery worker, one for the whole run (tests/workers.py) ------------------------
+
+
+@pytest.fixture(scope="session")
+def worker_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workers")
+
+
+@pytest.fixture(scope="session")
+def session_worker(django_db_setup: Any, django_db_blocker: Any, worker_log_dir: Path) -> Iterator[WorkerProcess]:
+    with django_db_blocker.unblock():
+        purge_queues(app)
+        worker = WorkerProcess(worker_log_dir, name="mc-test").start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(session_worker: WorkerProcess, transactional_db: Any) -> Iterator[WorkerProcess]:
+    """The shared worker, (re)started if an earlier test killed it.
+
+    At the end it waits (a few seconds at most) for the receipts of the test's runs and
+    publishes to be signed: signing after the test would race the flush of its tables.
+    """
+    if not session_worker.alive:
+        session_worker.start()
+    yield session_worker
+    from receipts.models import Receipt
+
+    if session_worker.alive:
+        # A receipt the worker could not sign: the test that made it says why, not this teardown.
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not Receipt.objects.filter(signed_at__isnull=True).exists(), timeout=10)
+
+
+@pytest.fixture
+def runner_user(tenant: Any) -> Any:
+    return UserFactory(membership__tenant=tenant, membership__role=Role.ADMIN)
+
+
+@pytest.fixture
+def publish(tenant: Any, runner_user: Any) -> Callable[[dict[str, Any]], WorkflowVersion]:
+    """Create and publish a workflow from a manifest; returns the published version."""
+
+    def make(doc: dict[str, Any]) -> WorkflowVersion:
+        workflow = workflow_create(tenant=tenant, actor=runner_user, manifest=doc)
+        return workflow_publish(workflow=workflow, actor=runner_user).version
+
+    return make
