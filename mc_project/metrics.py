@@ -9,14 +9,18 @@ variable, so import this module only after they are loaded (from apps, never fro
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
-from prometheus_client import Counter, multiprocess
+from django.db import transaction
+from django.utils import timezone
+from prometheus_client import Counter, Histogram, multiprocess
 
 if TYPE_CHECKING:
+    from executions.models import StepRun
     from policy.models import PolicyDecision
 
 POLICY_DECISIONS = Counter(
@@ -24,6 +28,81 @@ POLICY_DECISIONS = Counter(
     "Policy decisions stored, by pack, stage, result and the tenant's mode for the pack.",
     ["pack", "stage", "result", "mode"],
 )
+
+PUBLISH_TO_START = Histogram(
+    "mc_publish_to_start_seconds",
+    "Seconds from a run's creation (its root steps queued) to the first attempt of each root step.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+STEP_DURATION = Histogram(
+    "mc_step_duration_seconds",
+    "Seconds of each step attempt run by a worker, from its claim to its recorded outcome.",
+    ["resource_class", "package"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+EXECUTIONS = Counter("mc_executions_total", "Runs that reached a final status, by that status.", ["status"])
+RECEIPTS_SIGNED = Counter("mc_receipts_signed_total", "Receipts signed into their tenant's chain, by kind.", ["kind"])
+RECEIPT_VERIFICATIONS = Counter(
+    "mc_receipt_verifications_total", "Receipts verified, by result (ok or failed).", ["result"]
+)
+# Start the series alerts and ratios read at 0 in every process, so that a first failure
+# is an increase from 0 rather than a new series (which ``increase()`` cannot see).
+for _result in ("ok", "failed"):
+    RECEIPT_VERIFICATIONS.labels(result=_result)
+for _status in ("succeeded", "failed", "cancelled"):
+    EXECUTIONS.labels(status=_status)
+
+_P = ParamSpec("_P")
+
+
+class _Verdict(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+
+_V = TypeVar("_V", bound=_Verdict)
+
+
+def root_step_started(step: StepRun) -> None:
+    """Observe publish-to-start when a root task's first attempt starts (docs/operations.md, "Metrics").
+
+    A root task is queued in the transaction that creates its run, so its ``queued_at`` is
+    when the run was created: no query needed. One observation per root task: a plain step,
+    or the first shard of a matrix task.
+    """
+    if step.needs or step.attempt != 1 or step.shard_index != 0:
+        return
+    if step.queued_at is not None and step.attempt_started_at is not None:
+        PUBLISH_TO_START.observe(max(0.0, (step.attempt_started_at - step.queued_at).total_seconds()))
+
+
+def step_attempt_ended(step: StepRun) -> None:
+    """Observe how long the attempt that ``step`` (as claimed) ran, by resource class and package."""
+    if step.attempt_started_at is not None:
+        seconds = (timezone.now() - step.attempt_started_at).total_seconds()
+        STEP_DURATION.labels(resource_class=step.resource_class, package=step.uses).observe(max(0.0, seconds))
+
+
+def execution_finished_counted(execution: Any, **_: Any) -> None:
+    """Receiver of ``execution_finished``: count the run under its final status once it is committed."""
+    status = str(execution.status)
+    transaction.on_commit(lambda: EXECUTIONS.labels(status=status).inc())
+
+
+def receipt_signed_counted(kind: str) -> None:
+    RECEIPTS_SIGNED.labels(kind=kind).inc()
+
+
+def verification_counted(verify: Callable[_P, _V]) -> Callable[_P, _V]:
+    """Count every verdict ``verify`` returns under ``ok`` or ``failed``."""
+
+    @functools.wraps(verify)
+    def counted(*args: _P.args, **kwargs: _P.kwargs) -> _V:
+        verdict = verify(*args, **kwargs)
+        RECEIPT_VERIFICATIONS.labels(result="ok" if verdict.ok else "failed").inc()
+        return verdict
+
+    return counted
 
 
 def decisions_counted(decisions: Iterable[PolicyDecision]) -> None:

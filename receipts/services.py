@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from mc_project.metrics import receipt_signed_counted
 from receipts.choices import ReceiptKind
 from receipts.models import Receipt
 
@@ -121,6 +122,7 @@ def receipt_sign(receipt_id: Any) -> Receipt | None:
         receipt.key_id = signed.key_id
         receipt.signed_at = timezone.now()
         receipt.save(update_fields=["sequence", "previous_digest", "envelope", "digest", "key_id", "signed_at"])
+    receipt_signed_counted(str(receipt.kind))
     return receipt
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mc_project.metrics import verification_counted
 from receipts.models import Receipt
 
 
@@ -34,6 +35,7 @@ class Verdict:
         return {"receipt": self.receipt, "ok": self.ok, "checks": [asdict(check) for check in self.checks]}
 
 
+@verification_counted
 def receipt_verify(receipt: Receipt) -> Verdict:
     """Signature and key, the link to the previous receipt, and that the database still says what was signed."""
     from receipts.services import payload_digest, statement_for

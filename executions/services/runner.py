@@ -50,6 +50,7 @@ from executions.services.quotas import (
     quota_slot_freed,
 )
 from executions.transitions import step_start_claimed, step_transition, step_transition_claimed
+from mc_project import metrics
 from mc_project.celery import app as celery_app
 from workflows.manifest import canonical_json, sha256_digest
 
@@ -495,9 +496,11 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
         return held.delay
     if claim is None:
         return None
+    metrics.root_step_started(claim.step)
     try:
         return _attempt_run(claim)
     finally:
+        metrics.step_attempt_ended(claim.step)
         quota_slot_freed(claim.step, claim.tenant_id)
 
 
