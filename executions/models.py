@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from canary.choices import Arm
 from executions.choices import EXECUTION_TERMINAL, ExecutionMode, ExecutionStatus, StepKind, StepStatus
 from mc_project.tenancy.models import Tenant
 
@@ -45,6 +46,11 @@ class Execution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Unpinned executions routed by a canary release: which release, and which of its arms.
+    canary_release = models.ForeignKey(
+        "canary.CanaryRelease", on_delete=models.PROTECT, null=True, blank=True, related_name="executions"
+    )
+    arm = models.CharField(max_length=8, choices=Arm.choices, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -122,6 +122,8 @@ class ExecutionOutput(serializers.ModelSerializer):
             "inputs",
             "inputs_digest",
             "idempotency_key",
+            "canary_release",
+            "arm",
             "steps_total",
             "error",
             "created_by",

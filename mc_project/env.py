@@ -168,6 +168,7 @@ class Environment:
     sigstore_identity_token_file: Path | None
     sigstore_identity: str
     sigstore_issuer: str
+    canary_webhook_secret: str
 
     @property
     def is_production(self) -> bool:
@@ -300,4 +301,5 @@ def read_environment() -> Environment:
         sigstore_identity_token_file=env_path("MC_SIGSTORE_IDENTITY_TOKEN_FILE"),
         sigstore_identity=env_str("MC_SIGSTORE_IDENTITY"),
         sigstore_issuer=env_str("MC_SIGSTORE_ISSUER"),
+        canary_webhook_secret=env_secret("MC_CANARY_WEBHOOK_SECRET"),
     )

@@ -314,6 +314,10 @@ MC_SIGSTORE_IDENTITY_TOKEN_FILE = ENV.sigstore_identity_token_file
 MC_SIGSTORE_IDENTITY = ENV.sigstore_identity
 MC_SIGSTORE_ISSUER = ENV.sigstore_issuer
 
+# --- canary releases (docs/canary.md) ---------------------------------------------------
+# Blank: the breach webhook (POST /api/canary/webhook) is disabled (503 webhook_disabled).
+MC_CANARY_WEBHOOK_SECRET = ENV.canary_webhook_secret
+
 # --- logging --------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -12,6 +12,7 @@ api: list[URLPattern | URLResolver] = [
     path("", include("receipts.urls")),
     path("", include("executions.urls")),
     path("", include("policy.urls")),
+    path("", include("canary.urls")),
     path("me", MeApi.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),

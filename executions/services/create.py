@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from canary.routing import route_for
 from executions.choices import ExecutionMode, ExecutionStatus
 from executions.inputs import inputs_resolve
 from executions.models import Execution
@@ -101,7 +102,11 @@ def execution_create(
     digest = request_digest(workflow=workflow, version=version, inputs=inputs, mode=mode, region=region)
     if idempotency_key is not None and (found := _existing(tenant=tenant, key=idempotency_key, digest=digest)):
         return found, False
-    workflow_version = version_for_run(workflow=workflow, version=version)
+    # An unpinned execution may be routed by a canary release; a pinned one never is.
+    route = None
+    if version is None:
+        route = route_for(tenant_id=tenant.pk, workflow_id=workflow.pk, idempotency_key=idempotency_key)
+    workflow_version = route.version if route else version_for_run(workflow=workflow, version=version)
     resolved, problems = inputs_resolve(workflow_version.manifest, inputs)
     if problems:
         raise ValidationFailed(
@@ -138,6 +143,8 @@ def execution_create(
                 created_by=actor,
                 started_at=None if dry_run else now,
                 finished_at=now if dry_run else None,
+                canary_release=route.release if route else None,
+                arm=route.arm if route else "",
             )
             for decision in decisions:
                 decision.execution = execution

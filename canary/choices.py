@@ -1,0 +1,50 @@
+"""States, strategies and arms of canary releases, with their legal transitions and defaults."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class CanaryState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused (all traffic to stable)"
+    PROMOTED = "promoted", "Promoted"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class CanaryStrategy(models.TextChoices):
+    CANARY = "canary", "Canary (a share of traffic)"
+    BLUE_GREEN = "blue_green", "Blue/green (all traffic at once)"
+
+
+class Arm(models.TextChoices):
+    STABLE = "stable", "Stable"
+    CANARY = "canary", "Canary"
+
+
+CS = CanaryState
+
+# At most one release per workflow is in one of these (a database constraint).
+ACTIVE_STATES = frozenset({CS.RUNNING, CS.PAUSED})
+ENDED_STATES = frozenset({CS.PROMOTED, CS.ROLLED_BACK})
+
+CANARY_TRANSITIONS: dict[str, frozenset[str]] = {
+    CS.RUNNING: frozenset({CS.PAUSED, CS.PROMOTED, CS.ROLLED_BACK}),
+    CS.PAUSED: frozenset({CS.RUNNING, CS.PROMOTED, CS.ROLLED_BACK}),
+    CS.PROMOTED: frozenset(),
+    CS.ROLLED_BACK: frozenset(),
+}
+
+# Defaults from the sprint plan's helm values (canary.weight 10, error_rate 1.0,
+# p95_latency_ms 900, errorBudgetMinutes 30).
+DEFAULT_WEIGHT = {CanaryStrategy.CANARY: 10, CanaryStrategy.BLUE_GREEN: 100}
+DEFAULT_MAX_ERROR_RATE_PCT = 1.0
+DEFAULT_MAX_P95_MS = 900
+DEFAULT_MIN_SAMPLE = 20
+DEFAULT_ANALYSIS_WINDOW_S = 600
+DEFAULT_ERROR_BUDGET_MINUTES = 30
+
+# The webhook: the signature covers "<timestamp>.<body>"; older timestamps are refused.
+WEBHOOK_SIGNATURE_HEADER = "X-MC-Signature"
+WEBHOOK_TIMESTAMP_HEADER = "X-MC-Timestamp"
+WEBHOOK_TOLERANCE_S = 300
