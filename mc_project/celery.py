@@ -9,8 +9,12 @@ import os
 
 from celery import Celery
 from celery.signals import task_prerun, worker_process_init, worker_process_shutdown, worker_shutdown
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mc_project.settings")
+
+# The embedded broker (filesystem://) with kombu's exchange-table race fixed (mc_project/broker.py).
+TRANSPORT_ALIASES["filesystem"] = "mc_project.broker:FilesystemTransport"
 
 app = Celery("mc_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
