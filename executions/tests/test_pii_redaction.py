@@ -9,7 +9,7 @@ import pytest
 from executions.choices import ExecutionStatus
 from executions.models import StepRun
 from executions.services import execution_create
-from executions.services.runner import REDACTED, StepLog
+from executions.services.steplog import REDACTED, StepLog
 from executions.tests.conftest import steps_by_id, wait_finished, workflow_doc
 from tests.workers import WorkerProcess
 
