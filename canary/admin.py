@@ -1,4 +1,4 @@
-"""Operator screens for canary releases: pause, resume, promote and roll back as actions."""
+"""Operator screens for canary releases: pause, resume, analyse, promote and roll back as actions; events inline."""
 
 from __future__ import annotations
 
@@ -10,18 +10,46 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from canary import services
-from canary.models import CanaryRelease
+from canary.models import CanaryEvent, CanaryRelease
 from mc_project.errors import ApplicationError
+
+
+class CanaryEventInline(admin.TabularInline):
+    model = CanaryEvent
+    fields = readonly_fields = ("created_at", "kind", "trigger", "state", "weight", "actor", "reason", "figures")
+    extra = 0
+    can_delete = False
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(CanaryRelease)
 class CanaryReleaseAdmin(admin.ModelAdmin):
-    list_display = ["id", "workflow", "stable", "canary", "strategy", "weight", "state", "created_at", "ended_at"]
+    list_display = [
+        "id",
+        "workflow",
+        "stable",
+        "canary",
+        "strategy",
+        "weight",
+        "state",
+        "verdict",
+        "created_at",
+        "ended_at",
+    ]
     list_filter = ["state", "strategy", "workflow__tenant"]
     search_fields = ["workflow__name", "reason"]
     list_select_related = ["workflow", "stable_version", "canary_version"]
     readonly_fields = [field.name for field in CanaryRelease._meta.fields]
-    actions = ["pause", "resume", "promote", "rollback"]
+    actions = ["pause", "resume", "analyse", "promote", "rollback"]
+    inlines = [CanaryEventInline]
+
+    @admin.display(description="last analysis")
+    def verdict(self, release: CanaryRelease) -> str:
+        analysis = release.analysis or {}
+        return f"{analysis['verdict']}: {analysis['reason']}" if analysis else "-"
 
     @admin.display(description="stable")
     def stable(self, release: CanaryRelease) -> str:
@@ -54,6 +82,16 @@ class CanaryReleaseAdmin(admin.ModelAdmin):
     @admin.action(description="Resume the selected releases")
     def resume(self, request: HttpRequest, queryset: QuerySet[CanaryRelease]) -> None:
         self._each(request, queryset, services.canary_resume)
+
+    @admin.action(description="Analyse the selected running releases now (and act on the verdict)")
+    def analyse(self, request: HttpRequest, queryset: QuerySet[CanaryRelease]) -> None:
+        for release in queryset:
+            analysis = services.canary_analyse(release_id=release.pk)
+            if analysis is None:
+                self.message_user(request, f"#{release.pk}: not running, not analysed", messages.WARNING)
+            else:
+                decision = analysis.decision
+                self.message_user(request, f"#{release.pk}: {decision.verdict}: {decision.reason}", messages.SUCCESS)
 
     @admin.action(description="Promote the selected releases (the canary becomes stable)")
     def promote(self, request: HttpRequest, queryset: QuerySet[CanaryRelease]) -> None:

@@ -18,12 +18,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from canary import selectors, services
-from canary.choices import WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER
+from canary.choices import WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER, CanaryState
 from canary.filters import CanaryFilter
-from canary.models import CanaryRelease
-from canary.serializers import CanaryActionInput, CanaryCreateInput, CanaryOutput, WebhookInput
+from canary.models import CanaryEvent, CanaryRelease
+from canary.serializers import CanaryActionInput, CanaryCreateInput, CanaryEventOutput, CanaryOutput, WebhookInput
 from canary.webhook import webhook_verify
-from mc_project.errors import ApplicationError, NotFound, ValidationFailed
+from mc_project.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from mc_project.serializers import ErrorOutput
 from mc_project.tenancy.choices import Role
 from workflows import selectors as workflow_selectors
@@ -181,6 +181,38 @@ class CanaryRollbackApi(_CanaryActionApi):
         return super().post(request, release_id)
 
 
+class CanaryAnalyseApi(APIView):
+    """Analyse the release now and act on the verdict, as a canary run or the beat would."""
+
+    required_roles = {"POST": Role.PUBLISHER}
+
+    @extend_schema(request=None, responses={200: CanaryOutput, 403: ErrorOutput, 404: ErrorOutput, 409: ErrorOutput})
+    def post(self, request: Request, release_id: int) -> Response:
+        release = selectors.canary_get(user=request.user, release_id=release_id)
+        if release.state != CanaryState.RUNNING:
+            raise Conflict(
+                f"Only a running release is analysed; this one is {release.state}.",
+                code="canary_not_running",
+                details=[{"path": "/state", "message": f"is {release.state}"}],
+            )
+        services.canary_analyse(release_id=release.pk)
+        return Response(_output(request, release))
+
+
+class CanaryEventListApi(ListAPIView):
+    """What happened to the release, oldest first: started, paused, resumed, stepped, promoted, rolled back."""
+
+    serializer_class = CanaryEventOutput
+    queryset = CanaryEvent.objects.none()
+
+    def get_queryset(self) -> Any:
+        return selectors.canary_events(user=self.request.user, release_id=self.kwargs["release_id"])
+
+    @extend_schema(operation_id="canaries_events_list")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
 class CanaryWebhookApi(APIView):
     """A breach reported by an alerting system rolls back the workflow's release (docs/canary.md).
 
@@ -230,6 +262,7 @@ class CanaryWebhookApi(APIView):
             tenant_slug=values["tenant"],
             workflow_ref=values["workflow"],
             reason=_reason(values),
+            figures=values.get("metrics"),
         )
         return Response(
             {"breach": values["breach"], "rolled_back": CanaryOutput(release).data if release is not None else None}

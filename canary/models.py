@@ -9,9 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from canary import choices as c
-from canary.choices import CanaryState, CanaryStrategy
+from canary.choices import CanaryEventKind, CanaryState, CanaryStrategy, Trigger
 
 
 class CanaryRelease(models.Model):
@@ -47,7 +48,20 @@ class CanaryRelease(models.Model):
     analysis_window_s = models.PositiveIntegerField(
         default=c.DEFAULT_ANALYSIS_WINDOW_S, validators=[MinValueValidator(1)]
     )
-    error_budget_minutes = models.PositiveIntegerField(default=c.DEFAULT_ERROR_BUDGET_MINUTES)
+    error_budget_minutes = models.PositiveIntegerField(
+        default=c.DEFAULT_ERROR_BUDGET_MINUTES,
+        help_text="minutes the canary arm may spend over its error-rate budget before it is rolled back (0: off)",
+    )
+    weight_steps = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="weights to step up through, one per window that holds; empty: promote after the first",
+    )
+    stage_started_at = models.DateTimeField(
+        default=timezone.now, help_text="start of the current stage: creation, resume or the last weight step"
+    )
+    analysis = models.JSONField(null=True, blank=True, help_text="the last analysis: each arm's figures, the verdict")
+    analysed_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True, default="", help_text="why it was last paused or ended")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -105,8 +119,54 @@ class CanaryRelease(models.Model):
                 errors[name] = "must be a version of the release's workflow"
         if self.stable_version_id and self.stable_version_id == self.canary_version_id:
             errors["canary_version"] = "must differ from the stable version"
+        problem = weight_steps_problem(self.weight_steps, weight=self.weight, strategy=self.strategy)
+        if problem:
+            errors["weight_steps"] = problem
         if errors:
             raise ValidationError(errors)
+
+
+def weight_steps_problem(steps: Any, *, weight: int, strategy: str) -> str | None:
+    """What is wrong with ``steps`` for a release at ``weight``, or None."""
+    if not steps:
+        return None
+    if strategy == CanaryStrategy.BLUE_GREEN:
+        return "a blue/green release switches all traffic at once: it takes no weight steps"
+    if not isinstance(steps, list) or not all(isinstance(step, int) and not isinstance(step, bool) for step in steps):
+        return "must be a list of whole percentages"
+    previous = weight
+    for step in steps:
+        if not previous < step <= 100:
+            return f"must rise from the weight ({weight}) to at most 100, each step above the one before"
+        previous = step
+    return None
+
+
+class CanaryEvent(models.Model):
+    """One thing that happened to a release: started, paused, resumed, stepped, promoted, rolled back.
+
+    Written in the transaction that made the change, with who or what made it and, for a
+    verdict of the analysis, the figures it was based on.
+    """
+
+    release = models.ForeignKey(CanaryRelease, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=CanaryEventKind.choices)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    state = models.CharField(max_length=16, choices=CanaryState.choices, help_text="the release's state after it")
+    weight = models.PositiveSmallIntegerField(help_text="the release's weight after it")
+    reason = models.CharField(max_length=500, blank=True, default="")
+    figures = models.JSONField(null=True, blank=True, help_text="the analysis behind an automatic change")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["release", "created_at"], name="canary_event_release")]
+
+    def __str__(self) -> str:
+        return f"release {self.release_id}: {self.kind} ({self.trigger})"
 
 
 class WebhookDelivery(models.Model):

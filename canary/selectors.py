@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from canary.models import CanaryRelease
+from canary.models import CanaryEvent, CanaryRelease
 from mc_project.errors import NotFound
 from mc_project.tenancy.selectors import tenant_for_user
 
@@ -32,3 +32,9 @@ def canary_get(*, user: Any, release_id: int | str) -> CanaryRelease:
     if release is None:
         raise NotFound("No such canary release (or it belongs to another tenant).")
     return release
+
+
+def canary_events(*, user: Any, release_id: int | str) -> QuerySet[CanaryEvent]:
+    """The release's events, oldest first (404 for another tenant's release)."""
+    release = canary_get(user=user, release_id=release_id)
+    return CanaryEvent.objects.filter(release=release).select_related("actor").order_by("created_at", "id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from canary.choices import CanaryStrategy
-from canary.models import CanaryRelease
+from canary.models import CanaryEvent, CanaryRelease
 from mc_project.serializers import StrictSerializer
 
 
@@ -26,6 +26,12 @@ class CanaryCreateInput(StrictSerializer):
     min_sample = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
     analysis_window_s = serializers.IntegerField(min_value=1, max_value=30 * 86_400, required=False)
     error_budget_minutes = serializers.IntegerField(min_value=0, max_value=525_600, required=False)
+    weight_steps = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=100),
+        max_length=20,
+        required=False,
+        help_text="weights to step up through, one per analysis window that holds; default: promote at once",
+    )
 
 
 class CanaryActionInput(StrictSerializer):
@@ -55,6 +61,10 @@ class CanaryOutput(serializers.ModelSerializer):
             "min_sample",
             "analysis_window_s",
             "error_budget_minutes",
+            "weight_steps",
+            "stage_started_at",
+            "analysis",
+            "analysed_at",
             "reason",
             "created_by",
             "created_at",
@@ -62,6 +72,14 @@ class CanaryOutput(serializers.ModelSerializer):
             "paused_at",
             "ended_at",
         ]
+
+
+class CanaryEventOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+
+    class Meta:
+        model = CanaryEvent
+        fields = ["id", "kind", "trigger", "state", "weight", "reason", "figures", "actor", "created_at"]
 
 
 class WebhookInput(StrictSerializer):

@@ -1,11 +1,14 @@
-"""Writes for canary releases: start one, pause, resume, promote, roll back; webhook deliveries.
+"""Writes for canary releases: start one, pause, resume, step up, promote, roll back; webhook deliveries.
 
 Each public function is one transaction and changes state only through
-``canary.transitions.canary_transition``.
+``canary.transitions.canary_transition``, which records an event. Every rollback,
+automatic or by hand, also records a rollback receipt (signed after commit) and counts
+``mc_canary_rollbacks_total``.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,12 +16,26 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from canary.choices import ACTIVE_STATES, DEFAULT_WEIGHT, WEBHOOK_TOLERANCE_S, CanaryState, CanaryStrategy
-from canary.models import CanaryRelease, WebhookDelivery
-from canary.transitions import canary_transition
+from canary.analysis import Analysis, release_analyse
+from canary.choices import (
+    ACTIVE_STATES,
+    DEFAULT_WEIGHT,
+    WEBHOOK_TOLERANCE_S,
+    CanaryEventKind,
+    CanaryState,
+    CanaryStrategy,
+    Trigger,
+    Verdict,
+)
+from canary.models import CanaryRelease, WebhookDelivery, weight_steps_problem
+from canary.transitions import canary_event_record, canary_transition
 from mc_project.errors import ApplicationError, Conflict, NotFound, ValidationFailed
+from mc_project.metrics import canary_rolled_back_counted
+from receipts.services import rollback_record_create
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import latest_published
+
+logger = logging.getLogger(__name__)
 
 BUDGET_FIELDS = ("max_error_rate_pct", "max_p95_ms", "min_sample", "analysis_window_s", "error_budget_minutes")
 
@@ -55,6 +72,7 @@ def canary_create(
     actor: Any,
     strategy: str = CanaryStrategy.CANARY,
     weight: int | None = None,
+    weight_steps: list[int] | None = None,
     **budgets: Any,
 ) -> CanaryRelease:
     """Start routing unpinned executions of ``workflow`` between the two published versions.
@@ -71,12 +89,20 @@ def canary_create(
     unknown = sorted(set(budgets) - set(BUDGET_FIELDS))
     if unknown:
         raise TypeError(f"unknown budgets: {unknown}")
+    weight = _weight(strategy, weight)
+    steps = list(weight_steps or [])
+    problem = weight_steps_problem(steps, weight=weight, strategy=strategy)
+    if problem:
+        raise ValidationFailed(
+            "The weight steps do not fit the release.", details=[{"path": "/weight_steps", "message": problem}]
+        )
     release = CanaryRelease(
         workflow=workflow,
         stable_version=stable_version,
         canary_version=canary_version,
         strategy=strategy,
-        weight=_weight(strategy, weight),
+        weight=weight,
+        weight_steps=steps,
         created_by=actor,
         **budgets,
     )
@@ -88,6 +114,7 @@ def canary_create(
         if active is None:
             raise
         raise _active_conflict(active) from None
+    canary_event_record(release, CanaryEventKind.STARTED, actor=actor, reason=f"{strategy} at weight {weight}")
     return release
 
 
@@ -116,29 +143,95 @@ def canary_pause(*, release: CanaryRelease, actor: Any, reason: str = "") -> Can
 
 @transaction.atomic
 def canary_resume(*, release: CanaryRelease, actor: Any, reason: str = "") -> CanaryRelease:
-    """Route by weight (or switch, for blue/green) again."""
-    return canary_transition(_locked(release), CanaryState.RUNNING, actor=actor, reason=reason, paused_at=None)
+    """Route by weight (or switch, for blue/green) again; the analysis window starts afresh."""
+    now = timezone.now()
+    return canary_transition(
+        _locked(release), CanaryState.RUNNING, actor=actor, reason=reason, paused_at=None, stage_started_at=now
+    )
 
 
 @transaction.atomic
-def canary_promote(*, release: CanaryRelease, actor: Any, reason: str = "") -> CanaryRelease:
+def canary_step_up(
+    *, release: CanaryRelease, weight: int, reason: str = "", figures: dict[str, Any] | None = None
+) -> CanaryRelease:
+    """Raise a running canary's weight to its next step; the analysis window starts afresh."""
+    locked = _locked(release)
+    if locked.state != CanaryState.RUNNING or not locked.weight < weight <= 100:
+        raise Conflict(
+            f"A {locked.state} release at weight {locked.weight} cannot step to {weight}.",
+            code="canary_transition_illegal",
+            details=[{"path": "/weight", "message": f"{locked.weight} -> {weight} is not allowed"}],
+        )
+    locked.weight = weight
+    locked.stage_started_at = timezone.now()
+    locked.reason = reason[:500]
+    locked.save(update_fields=["weight", "stage_started_at", "reason", "updated_at"])
+    canary_event_record(locked, CanaryEventKind.STEPPED, reason=reason, trigger=Trigger.ANALYSIS, figures=figures)
+    return locked
+
+
+@transaction.atomic
+def canary_promote(
+    *,
+    release: CanaryRelease,
+    actor: Any,
+    reason: str = "",
+    trigger: str = Trigger.MANUAL,
+    figures: dict[str, Any] | None = None,
+) -> CanaryRelease:
     """Make the canary the stable version: routing ends and the latest published version runs."""
     return canary_transition(
-        _locked(release), CanaryState.PROMOTED, actor=actor, reason=reason, weight=100, ended_at=timezone.now()
+        _locked(release),
+        CanaryState.PROMOTED,
+        actor=actor,
+        reason=reason,
+        trigger=trigger,
+        figures=figures,
+        weight=100,
+        ended_at=timezone.now(),
     )
 
 
 @transaction.atomic
-def canary_rollback(*, release: CanaryRelease, actor: Any, reason: str = "") -> CanaryRelease:
-    """Weight to 0 and every unpinned execution to the stable version, at once."""
-    return canary_transition(
-        _locked(release), CanaryState.ROLLED_BACK, actor=actor, reason=reason, weight=0, ended_at=timezone.now()
+def canary_rollback(
+    *,
+    release: CanaryRelease,
+    actor: Any,
+    reason: str = "",
+    trigger: str = Trigger.MANUAL,
+    figures: dict[str, Any] | None = None,
+) -> CanaryRelease:
+    """Weight to 0 and every unpinned execution to the stable version, at once; a signed receipt says so."""
+    release = canary_transition(
+        _locked(release),
+        CanaryState.ROLLED_BACK,
+        actor=actor,
+        reason=reason,
+        trigger=trigger,
+        figures=figures,
+        weight=0,
+        ended_at=timezone.now(),
     )
+    _rollback_recorded(release, actor=actor, reason=reason, trigger=trigger, figures=figures)
+    return release
+
+
+def _rollback_recorded(
+    release: CanaryRelease, *, actor: Any, reason: str, trigger: str, figures: dict[str, Any] | None
+) -> None:
+    rollback_record_create(release=release, actor=actor, reason=reason, trigger=trigger, figures=figures)
+    canary_rolled_back_counted(tenant=release.workflow.tenant.slug, workflow=release.workflow.name, trigger=trigger)
 
 
 @transaction.atomic
 def workflow_rollback(
-    *, workflow: Workflow, actor: Any, reason: str = "", to: WorkflowVersion | None = None
+    *,
+    workflow: Workflow,
+    actor: Any,
+    reason: str = "",
+    to: WorkflowVersion | None = None,
+    trigger: str = Trigger.MANUAL,
+    figures: dict[str, Any] | None = None,
 ) -> CanaryRelease:
     """Roll back the workflow's running or paused release; with ``to``, route all traffic to that version.
 
@@ -152,7 +245,7 @@ def workflow_rollback(
             raise NotFound(
                 f"Workflow {workflow.name!r} has no running or paused release to roll back.", code="no_active_release"
             )
-        return canary_rollback(release=active, actor=actor, reason=reason)
+        return canary_rollback(release=active, actor=actor, reason=reason, trigger=trigger, figures=figures)
     _check_version(to, workflow=workflow, path="/to")
     latest = latest_published(workflow)
     if latest is None or latest.pk == to.pk:
@@ -162,7 +255,7 @@ def workflow_rollback(
             details=[{"path": "/to", "message": "is the latest published version"}],
         )
     if active is not None:
-        canary_rollback(release=active, actor=actor, reason=reason)
+        canary_rollback(release=active, actor=actor, reason=reason, trigger=trigger, figures=figures)
     now = timezone.now()
     release = CanaryRelease.objects.create(
         workflow=workflow,
@@ -174,7 +267,58 @@ def workflow_rollback(
         created_by=actor,
         ended_at=now,
     )
+    canary_event_record(
+        release, CanaryEventKind.ROLLED_BACK, actor=actor, reason=reason, trigger=trigger, figures=figures
+    )
+    _rollback_recorded(release, actor=actor, reason=reason, trigger=trigger, figures=figures)
     return release
+
+
+def canary_analyse(*, release_id: int, now: datetime | None = None) -> Analysis | None:
+    """Analyse a running release and act on the verdict: roll back, step up or promote.
+
+    Measures without a lock, then acts under the release's row lock only if the release is
+    still in the stage it was measured in (two analyses racing act once). Returns the
+    analysis, or None when the release is not running (or changed meanwhile).
+    """
+    release = CanaryRelease.objects.select_related("workflow").filter(pk=release_id).first()
+    if release is None or release.state != CanaryState.RUNNING:
+        return None
+    analysis = release_analyse(release, now=now or timezone.now())
+    decision = analysis.decision
+    with transaction.atomic():
+        locked = _locked(release)
+        measured = (release.state, release.weight, release.stage_started_at)
+        if (locked.state, locked.weight, locked.stage_started_at) != measured:
+            return None  # the next analysis measures the new stage
+        figures = analysis.as_dict()
+        locked.analysis, locked.analysed_at = figures, analysis.at
+        locked.save(update_fields=["analysis", "analysed_at"])
+        if decision.verdict == Verdict.ROLLBACK:
+            canary_rollback(
+                release=locked, actor=None, reason=decision.reason, trigger=Trigger.ANALYSIS, figures=figures
+            )
+        elif decision.verdict == Verdict.STEP and decision.weight is not None:
+            canary_step_up(release=locked, weight=decision.weight, reason=decision.reason, figures=figures)
+        elif decision.verdict == Verdict.PROMOTE:
+            canary_promote(
+                release=locked, actor=None, reason=decision.reason, trigger=Trigger.ANALYSIS, figures=figures
+            )
+    if decision.verdict != Verdict.HOLD:
+        log = logger.warning if decision.verdict == Verdict.ROLLBACK else logger.info
+        log("canary release %s of %s: %s (%s)", release.pk, release.workflow.name, decision.verdict, decision.reason)
+    return analysis
+
+
+def canary_analyse_running() -> int:
+    """Analyse every running release (the beat: promotes quiet canaries, catches lost messages)."""
+    analysed = 0
+    for release_id in CanaryRelease.objects.filter(state=CanaryState.RUNNING).values_list("pk", flat=True):
+        try:
+            analysed += canary_analyse(release_id=release_id) is not None
+        except Exception:  # one release must not stop the others; the next beat tries again
+            logger.exception("could not analyse canary release %s", release_id)
+    return analysed
 
 
 def webhook_delivery_record(*, signature: str, timestamp: int) -> None:
@@ -197,7 +341,14 @@ def webhook_delivery_record(*, signature: str, timestamp: int) -> None:
 
 @transaction.atomic
 def webhook_breach(
-    *, signature: str, timestamp: int, breach: bool, tenant_slug: str, workflow_ref: str, reason: str
+    *,
+    signature: str,
+    timestamp: int,
+    breach: bool,
+    tenant_slug: str,
+    workflow_ref: str,
+    reason: str,
+    figures: dict[str, Any] | None = None,
 ) -> CanaryRelease | None:
     """Act on a verified webhook delivery: a breach rolls back the workflow's active release.
 
@@ -208,7 +359,7 @@ def webhook_breach(
     workflow = _workflow_of_tenant(tenant_slug=tenant_slug, ref=workflow_ref)
     if not breach:
         return None
-    return workflow_rollback(workflow=workflow, actor=None, reason=reason)
+    return workflow_rollback(workflow=workflow, actor=None, reason=reason, trigger=Trigger.WEBHOOK, figures=figures)
 
 
 def _workflow_of_tenant(*, tenant_slug: str, ref: str) -> Workflow:

@@ -1,4 +1,4 @@
-"""The one place a canary release's state changes: legal transitions only."""
+"""The one place a canary release's state or weight changes: legal moves only, each recorded as an event."""
 
 from __future__ import annotations
 
@@ -6,14 +6,21 @@ from typing import Any
 
 from django.db import transaction
 
-from canary.choices import CANARY_TRANSITIONS
-from canary.models import CanaryRelease
+from canary.choices import CANARY_TRANSITIONS, EVENT_OF_STATE, Trigger
+from canary.models import CanaryEvent, CanaryRelease
 from canary.signals import canary_state_changed
 from mc_project.errors import Conflict
 
 
 def canary_transition(
-    release: CanaryRelease, to: str, *, actor: Any = None, reason: str = "", **fields: Any
+    release: CanaryRelease,
+    to: str,
+    *,
+    actor: Any = None,
+    reason: str = "",
+    trigger: str = Trigger.MANUAL,
+    figures: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> CanaryRelease:
     """Move ``release`` (a row locked by the caller) to ``to``, setting ``fields`` too.
 
@@ -32,9 +39,32 @@ def canary_transition(
     for name, value in fields.items():
         setattr(release, name, value)
     release.save(update_fields=["state", "reason", "updated_at", *fields])
+    canary_event_record(release, EVENT_OF_STATE[to], actor=actor, reason=reason, trigger=trigger, figures=figures)
     transaction.on_commit(
         lambda: canary_state_changed.send(
-            sender=CanaryRelease, release=release, previous=previous, actor=actor, reason=reason
+            sender=CanaryRelease, release=release, previous=previous, actor=actor, reason=reason, trigger=trigger
         )
     )
     return release
+
+
+def canary_event_record(
+    release: CanaryRelease,
+    kind: str,
+    *,
+    actor: Any = None,
+    reason: str = "",
+    trigger: str = Trigger.MANUAL,
+    figures: dict[str, Any] | None = None,
+) -> CanaryEvent:
+    """Record what just happened to ``release`` (its state and weight as they are now)."""
+    return CanaryEvent.objects.create(
+        release=release,
+        kind=kind,
+        trigger=trigger,
+        state=release.state,
+        weight=release.weight,
+        reason=reason[:500],
+        figures=figures,
+        actor=actor if getattr(actor, "pk", None) else None,
+    )

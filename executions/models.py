@@ -61,6 +61,12 @@ class Execution(models.Model):
             models.Index(
                 fields=["tenant", "mode", "created_at"], include=["estimated_usd"], name="execution_tenant_spend"
             ),
+            # Canary analysis: an arm's runs that finished within the window.
+            models.Index(
+                fields=["canary_release", "arm", "finished_at"],
+                condition=Q(canary_release__isnull=False),
+                name="execution_canary_arm",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from django.db import transaction
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from prometheus_client import Counter, Histogram, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from executions.models import StepRun
@@ -44,6 +46,11 @@ EXECUTIONS = Counter("mc_executions_total", "Runs that reached a final status, b
 RECEIPTS_SIGNED = Counter("mc_receipts_signed_total", "Receipts signed into their tenant's chain, by kind.", ["kind"])
 RECEIPT_VERIFICATIONS = Counter(
     "mc_receipt_verifications_total", "Receipts verified, by result (ok or failed).", ["result"]
+)
+CANARY_ROLLBACKS = Counter(
+    "mc_canary_rollbacks_total",
+    "Canary releases rolled back, by tenant, workflow and trigger (analysis, webhook or manual).",
+    ["tenant", "workflow", "trigger"],
 )
 # Start the series alerts and ratios read at 0 in every process, so that a first failure
 # is an increase from 0 rather than a new series (which ``increase()`` cannot see).
@@ -89,6 +96,11 @@ def execution_finished_counted(execution: Any, **_: Any) -> None:
     transaction.on_commit(lambda: EXECUTIONS.labels(status=status).inc())
 
 
+def canary_rolled_back_counted(*, tenant: str, workflow: str, trigger: str) -> None:
+    """Count a rollback once the transaction that rolled the release back commits."""
+    transaction.on_commit(lambda: CANARY_ROLLBACKS.labels(tenant=tenant, workflow=workflow, trigger=trigger).inc())
+
+
 def receipt_signed_counted(kind: str) -> None:
     RECEIPTS_SIGNED.labels(kind=kind).inc()
 
@@ -111,6 +123,25 @@ def decisions_counted(decisions: Iterable[PolicyDecision]) -> None:
         POLICY_DECISIONS.labels(
             pack=decision.pack, stage=str(decision.stage), result=str(decision.result), mode=str(decision.mode)
         ).inc()
+
+
+# Collectors that read the database at scrape time: facts that belong to no process, such
+# as a canary release's state and weight (canary.metrics). Apps register them in ready().
+_SCRAPE_COLLECTORS: list[Collector] = []
+
+
+def scrape_collector_register(collector: Collector) -> None:
+    if collector not in _SCRAPE_COLLECTORS:
+        _SCRAPE_COLLECTORS.append(collector)
+
+
+def metrics_export(request: HttpRequest) -> HttpResponse:
+    """``/metrics``: every process's files summed, plus the scrape-time collectors."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for collector in _SCRAPE_COLLECTORS:
+        registry.register(collector)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def process_exited(pid: int) -> None:

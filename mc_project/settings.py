@@ -280,6 +280,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "mc.receipts"},
     },
+    # Promotes canaries whose window has passed without a new run, and catches lost messages.
+    "canary-analyse-running": {
+        "task": "canary.analyse_running",
+        "schedule": 15.0,
+        "options": {"queue": "mc.control"},
+    },
 }
 
 # --- execution engine -----------------------------------------------------------------

@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from mc_project import health
+from mc_project.metrics import metrics_export
 from mc_project.tenancy.apis import MeApi
 
 api: list[URLPattern | URLResolver] = [
@@ -26,7 +27,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     # Prometheus text exposition, summed over the files of every process (mc_project.metrics).
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_export, name="prometheus-django-metrics"),
 ]
 
 handler400 = "mc_project.errors.handler400"

@@ -58,6 +58,44 @@ def publish_record_create(*, version: Any, actor: Any) -> Receipt:
     return receipt
 
 
+def rollback_record_create(
+    *, release: Any, actor: Any, reason: str, trigger: str, figures: dict[str, Any] | None
+) -> Receipt:
+    """Record that ``release`` (a ``CanaryRelease``) was rolled back, call inside that transaction; signed after commit.
+
+    Subjects: the version taken out of traffic and the version restored. The predicate says
+    who or what rolled it back (``trigger``: analysis, webhook or manual), why, and for an
+    automatic rollback the figures that breached.
+    """
+    workflow = release.workflow
+    withdrawn, restored = release.canary_version, release.stable_version
+    record = {
+        "kind": ReceiptKind.ROLLBACK.value,
+        "tenant": workflow.tenant.slug,
+        "workflow": workflow.name,
+        "workflow_id": str(workflow.id),
+        "release": release.pk,
+        "strategy": release.strategy,
+        "withdrawn": {"version": withdrawn.version, "snapshot": withdrawn.snapshot_ref},
+        "restored": {"version": restored.version, "snapshot": restored.snapshot_ref},
+        "trigger": trigger,
+        "actor": actor.get_username() if getattr(actor, "pk", None) else None,
+        "reason": reason[:500],
+        "analysis": figures,
+        "rolled_back_at": release.ended_at.isoformat() if release.ended_at else None,
+    }
+    receipt = Receipt.objects.create(
+        tenant=workflow.tenant,
+        kind=ReceiptKind.ROLLBACK,
+        subject_digest=withdrawn.snapshot_ref or "",
+        workflow_version=withdrawn,
+        actor=actor if getattr(actor, "pk", None) else None,
+        record=record,
+    )
+    sign_after_commit(receipt)
+    return receipt
+
+
 def execution_record_create(execution: Any) -> Receipt | None:
     """The unsigned receipt of a run that just finished (call inside its transaction); None for a dry run."""
     from executions.choices import ExecutionMode
@@ -165,6 +203,12 @@ def statement_for(receipt: Receipt) -> dict[str, Any]:
 
     if receipt.kind == ReceiptKind.EXECUTION:
         subjects, predicate = _execution_facts(receipt)
+    elif receipt.kind == ReceiptKind.ROLLBACK:
+        predicate = dict(receipt.record)
+        subjects = [
+            subject("withdrawn-workflow-snapshot", receipt.subject_digest),
+            subject("restored-workflow-snapshot", predicate["restored"]["snapshot"] or ""),
+        ]
     else:
         subjects = [subject("workflow-snapshot", receipt.subject_digest)]
         predicate = dict(receipt.record)

@@ -204,7 +204,17 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
 
 
 # The columns bookkeeping reads and writes: never the plan or the inputs, which can be large.
-BOOKKEEPING_FIELDS = ("id", "tenant_id", "status", "steps_remaining", "error", "finished_at")
+BOOKKEEPING_FIELDS = (
+    "id",
+    "tenant_id",
+    "mode",
+    "status",
+    "steps_remaining",
+    "error",
+    "finished_at",
+    "canary_release_id",
+    "arm",
+)
 
 
 def lock_execution(execution_id: Any) -> Execution:
