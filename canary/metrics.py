@@ -26,31 +26,14 @@ LABELS = ["tenant", "workflow", "release"]
 
 
 class CanaryCollector(Collector):
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: registering the collector reads no database."""
+        yield from _families().values()
+
     def collect(self) -> Iterator[Metric]:
-        state = GaugeMetricFamily(
-            "mc_canary_state", "1 for the state each canary release is in, 0 for the others.", labels=[*LABELS, "state"]
-        )
-        weight = GaugeMetricFamily(
-            "mc_canary_weight", "Percent of unpinned runs routed to the canary arm.", labels=LABELS
-        )
-        budget = GaugeMetricFamily(
-            "mc_canary_error_budget_remaining",
-            "Share of the release's error budget left (1 untouched, 0 spent), at its last analysis.",
-            labels=LABELS,
-        )
-        runs = GaugeMetricFamily(
-            "mc_canary_window_executions",
-            "Runs of each arm in the analysis window, at the last analysis.",
-            labels=[*LABELS, "arm"],
-        )
-        errors = GaugeMetricFamily(
-            "mc_canary_error_ratio",
-            "Failed share of each arm's runs in the analysis window (0 to 1).",
-            labels=[*LABELS, "arm"],
-        )
-        p95 = GaugeMetricFamily(
-            "mc_canary_p95_seconds", "p95 duration of each arm's runs in the analysis window.", labels=[*LABELS, "arm"]
-        )
+        families = _families()
+        state, weight, budget = families["state"], families["weight"], families["budget"]
+        runs, errors, p95 = families["runs"], families["errors"], families["p95"]
         try:
             releases = list(_visible_releases())
         except DatabaseError:  # /metrics must answer for the process series even without the database
@@ -72,7 +55,33 @@ class CanaryCollector(Collector):
                     errors.add_metric([*labels, arm], figures["error_rate_pct"] / 100.0)
                 if figures.get("p95_ms") is not None:
                     p95.add_metric([*labels, arm], figures["p95_ms"] / 1000.0)
-        yield from (state, weight, budget, runs, errors, p95)
+        yield from families.values()
+
+
+def _families() -> dict[str, GaugeMetricFamily]:
+    arms = [*LABELS, "arm"]
+    return {
+        "state": GaugeMetricFamily(
+            "mc_canary_state", "1 for the state each canary release is in, 0 for the others.", labels=[*LABELS, "state"]
+        ),
+        "weight": GaugeMetricFamily(
+            "mc_canary_weight", "Percent of unpinned runs routed to the canary arm.", labels=LABELS
+        ),
+        "budget": GaugeMetricFamily(
+            "mc_canary_error_budget_remaining",
+            "Share of the release's error budget left (1 untouched, 0 spent), at its last analysis.",
+            labels=LABELS,
+        ),
+        "runs": GaugeMetricFamily(
+            "mc_canary_window_executions", "Runs of each arm in the analysis window, at the last analysis.", labels=arms
+        ),
+        "errors": GaugeMetricFamily(
+            "mc_canary_error_ratio", "Failed share of each arm's runs in the analysis window (0 to 1).", labels=arms
+        ),
+        "p95": GaugeMetricFamily(
+            "mc_canary_p95_seconds", "p95 duration of each arm's runs in the analysis window.", labels=arms
+        ),
+    }
 
 
 def _visible_releases() -> Iterator[CanaryRelease]:

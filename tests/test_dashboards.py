@@ -1,7 +1,8 @@
 """deploy/grafana/*.json: importable Grafana dashboards whose queries use only series MC exports.
 
-The names come from the metric objects themselves (mc_project/metrics.py and django-prometheus'
-middleware), so renaming a series without its dashboards fails here.
+The names come from the metric objects themselves (mc_project/metrics.py, the scrape-time
+collectors the apps register, and django-prometheus' middleware), so renaming a series without
+its dashboards fails here.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and
 def exported() -> set[str]:
     """Every sample name MC's /metrics can show."""
     objects = [*vars(metrics).values(), *vars(Metrics.get_instance()).values()]
+    collectors = [wrapper for wrapper in objects if isinstance(wrapper, MetricWrapperBase)]
+    collectors += metrics._SCRAPE_COLLECTORS  # read from the database at scrape time (canary.metrics)
     names = set()
-    for wrapper in objects:
-        if isinstance(wrapper, MetricWrapperBase):
-            for family in wrapper.describe():
-                names.update(family.name + suffix for suffix in SUFFIXES[family.type])
+    for collector in collectors:
+        for family in collector.describe():
+            names.update(family.name + suffix for suffix in SUFFIXES[family.type])
     return names
 
 
@@ -57,7 +59,12 @@ def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_there_are_the_three_dashboards() -> None:
-    assert [path.name for path in DASHBOARDS] == ["mc-overview.json", "mc-policy.json", "mc-receipts.json"]
+    assert [path.name for path in DASHBOARDS] == [
+        "mc-canary.json",
+        "mc-overview.json",
+        "mc-policy.json",
+        "mc-receipts.json",
+    ]
 
 
 def test_the_expression_parser_finds_series_names() -> None:
