@@ -11,14 +11,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from receipts import selectors
+from receipts.filters import ReceiptFilter
 from receipts.models import Receipt
 from receipts.serializers import ChainVerdictOutput, ReceiptOutput, VerdictOutput
 from receipts.verification import chain_verify, receipt_verify
 
 
 class ReceiptListApi(ListAPIView):
+    """The tenant's receipts, newest first; filter by kind (repeatable), execution, workflow, signed."""
+
     serializer_class = ReceiptOutput
     queryset = Receipt.objects.none()  # for the schema; get_queryset scopes to the tenant
+    filterset_class = ReceiptFilter
 
     def get_queryset(self) -> Any:
         return selectors.receipt_list(user=self.request.user)

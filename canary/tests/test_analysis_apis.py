@@ -160,3 +160,21 @@ def test_a_webhook_rollback_records_its_figures(tenant: Any, versions: list[Any]
     assert (event.trigger, event.figures) == ("webhook", {"error_rate_pct": 7.0})
     receipt = Receipt.objects.get(kind="rollback")
     assert (receipt.record["trigger"], receipt.record["analysis"]) == ("webhook", {"error_rate_pct": 7.0})
+
+
+def test_rollback_receipts_are_listed_by_kind(
+    publisher: APIClient, make_client: Callable[..., APIClient], tenant: Any, versions: list[Any]
+) -> None:
+    made = release(*versions)
+    publisher.post(f"/api/canaries/{made.pk}/rollback", {"reason": "enough"}, format="json")
+    viewer = make_client(Role.VIEWER, tenant)
+
+    rollbacks = viewer.get("/api/receipts?kind=rollback").json()
+    both = viewer.get("/api/receipts?kind=rollback&kind=publish").json()
+    of_workflow = viewer.get(f"/api/receipts?kind=rollback&workflow={made.workflow_id}&signed=false").json()
+
+    assert [r["kind"] for r in rollbacks["results"]] == ["rollback"]
+    assert both["count"] == 3  # the rollback and the two publishes
+    assert of_workflow["count"] == 1
+    assert_error(viewer.get("/api/receipts?kind=bogus"), 400, "validation_failed", ["/kind"])
+    assert_error(viewer.get("/api/receipts?execution=not-a-uuid"), 400, "validation_failed", ["/execution"])
