@@ -26,3 +26,11 @@ if "MC_KEYS_DIR" not in os.environ:
 from mc_project.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+
+# Under ``pytest -n N`` each xdist worker has its own database (test_mc_gw0, ...); its
+# Celery workers must not take another one's messages from the shared Redis database, so
+# each keeps its queues and results under a prefix of its own.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _XDIST_WORKER and CELERY_BROKER_URL.startswith("redis"):  # noqa: F405
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"{_XDIST_WORKER}:"}  # noqa: F405
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{_XDIST_WORKER}:"}

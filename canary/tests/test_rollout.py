@@ -153,6 +153,7 @@ def test_a_failing_canary_rolls_back_by_itself(worker: Any, versions: Any, runne
     assert sample(samples, "mc_canary_p95_seconds", **this, arm="canary") is not None
     assert sample(samples, "mc_canary_error_budget_remaining", **this) is not None
     assert (sample(samples, "mc_executions_total", status="failed") or 0) >= len(failures)
+    assert (sample(samples, "mc_receipts_signed_total", kind="rollback") or 0) >= 1
 
 
 def test_a_healthy_canary_steps_up_and_is_promoted(worker: Any, versions: Any, runner_user: Any) -> None:
