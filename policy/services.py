@@ -7,7 +7,6 @@ silently. A deny blocks only where the tenant's mode for that pack is ``enforce`
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -22,9 +21,9 @@ from django.utils import timezone
 from mc_project.errors import Forbidden, ValidationFailed
 from mc_project.tenancy.models import Tenant
 from policy.choices import PACKS, DecisionStage, PolicyMode
+from policy.document import input_document
 from policy.models import PolicyBundle, PolicyDecision, TenantPolicy
 
-INPUT_VERSION = "mc.policy/v1"
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
 
 CACHE_TTL_S = 2.0
@@ -110,53 +109,17 @@ def policy_input(
     usage: dict[str, Any],
 ) -> dict[str, Any]:
     """The input document every pack sees (version mc.policy/v1, docs/policy.md)."""
-    tasks = {task["id"]: task for task in manifest.get("tasks", [])}
-    steps = [
-        {
-            "id": step["id"],
-            "uses": step["uses"],
-            "resource_class": step["resource_class"],
-            "shards": step.get("shards", 1),
-            "needs": step.get("needs", []),
-            "side_effects": step.get("side_effects", False),
-            "data_classes": step.get("data_classes", []),
-            "regions": tasks.get(step["id"], {}).get("regions", []),
-        }
-        for step in plan.get("steps", [])
-    ]
-    return {
-        "version": INPUT_VERSION,
-        "stage": str(stage),
-        "request": {
-            "tenant": tenant.slug,
-            "actor": getattr(actor, "username", "") or "",
-            "mode": str(mode),
-            "region": region,
-            "resource_classes": sorted({step["resource_class"] for step in steps}),
-        },
-        "manifest": manifest,
-        "plan": {
-            "estimated_usd": _micro_up(plan.get("estimated_usd", 0)),
-            "estimated_seconds": _micro_up(plan.get("estimated_seconds", 0)),
-            "steps": steps,
-            "side_effects": plan.get("side_effects", []),
-            "data_classes": plan.get("data_classes", []),
-        },
-        "usage": usage,
-        "limits": limits,
-    }
-
-
-def _micro_up(value: Any) -> Any:
-    """A plan figure rounded up to six decimals: never below the estimate, and exact for regopy.
-
-    rego-cpp's fast input path keeps six decimals; a document with a longer float takes
-    its text parser, several times slower on a large plan. Rounding up keeps a budget
-    check conservative (an estimate of 1.5000001 is read as 1.500001, over a 1.50 cap).
-    """
-    if isinstance(value, bool) or not isinstance(value, float):
-        return value
-    return math.ceil(round(value * 1_000_000, 3)) / 1_000_000
+    return input_document(
+        stage=stage,
+        tenant=tenant.slug,
+        actor=getattr(actor, "username", "") or "",
+        manifest=manifest,
+        plan=plan,
+        mode=mode,
+        region=region,
+        limits=limits,
+        usage=usage,
+    )
 
 
 def _bundle_for(pack: str, row: PolicyBundle | None) -> Any:
