@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from executions.packages.registry import package_problems
+from executions.services import manifest_plan
 from mc_project.errors import Conflict
 from mc_project.serializers import ErrorOutput
 from mc_project.tenancy.choices import Role
@@ -28,6 +29,7 @@ from workflows.manifest import canonical_json, sha256_digest, validate_manifest
 from workflows.models import Workflow, WorkflowVersion
 from workflows.serializers import (
     DraftInput,
+    ManifestPlanInput,
     PublishInput,
     PublishOutput,
     VersionDetailOutput,
@@ -213,3 +215,34 @@ class ManifestValidateApi(APIView):
         problems = validate_manifest(doc, extra_checks=[package_problems])
         digest = None if problems else f"sha256:{sha256_digest(canonical_json(doc))}"
         return Response({"valid": not problems, "problems": [p.as_dict() for p in problems], "digest": digest})
+
+
+class ManifestPlanApi(APIView):
+    """Plan a manifest that need not be published: the published-version plan, with policy.
+
+    Checks the manifest as a draft save does and the inputs as a run does, then answers
+    the plan with every policy pack's decision at stage ``plan`` (a deny is shown, not an
+    error). Saves nothing, not even the decisions.
+    """
+
+    required_roles = {"POST": Role.VIEWER}
+
+    @extend_schema(
+        request=ManifestPlanInput,
+        responses={200: OpenApiTypes.OBJECT, 400: ErrorOutput, 413: ErrorOutput},
+        description="The plan of an unpublished manifest: stages, critical path, cost, quota and "
+        "policy_decisions (each with a null id: nothing is stored), plus workflow_name, version and "
+        "the resolved inputs. An invalid manifest is 400 manifest_invalid, bad inputs 400 invalid_inputs.",
+    )
+    def post(self, request: Request) -> Response:
+        data = ManifestPlanInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        body = manifest_plan(
+            tenant=tenant_for_user(request.user),
+            actor=request.user,
+            manifest=values["manifest"],
+            inputs=values.get("inputs"),
+            region=values.get("region", ""),
+        )
+        return Response(body)

@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from executions.serializers import PlanInput
 from mc_project.serializers import StrictSerializer
 from workflows.choices import Bump
 from workflows.manifest import parse_manifest
@@ -37,6 +38,12 @@ class WorkflowUpdateInput(StrictSerializer):
 
 
 class DraftInput(StrictSerializer):
+    manifest = ManifestField()
+
+
+class ManifestPlanInput(PlanInput):
+    """What a published version's plan takes (``inputs``, ``region``), and the manifest to plan."""
+
     manifest = ManifestField()
 
 

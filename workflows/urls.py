@@ -31,4 +31,5 @@ urlpatterns = [
     re_path(r"^snapshots/sha256:(?P<digest>[0-9a-f]{64})$", apis.SnapshotApi.as_view(), name="snapshot-detail"),
     path("schemas/manifest.v1.json", apis.ManifestSchemaApi.as_view(), name="manifest-schema"),
     path("manifests/validate", apis.ManifestValidateApi.as_view(), name="manifest-validate"),
+    path("manifests/plan", apis.ManifestPlanApi.as_view(), name="manifest-plan"),
 ]

@@ -3,6 +3,7 @@
 from executions.services.create import (
     execution_create,
     execution_retry,
+    manifest_plan,
     plan_checked,
     plan_for,
     request_digest,
@@ -15,6 +16,7 @@ __all__ = [
     "execution_cancel",
     "execution_create",
     "execution_retry",
+    "manifest_plan",
     "plan_checked",
     "plan_for",
     "request_digest",

@@ -11,6 +11,7 @@ from canary.routing import route_for
 from executions.choices import ExecutionMode, ExecutionStatus
 from executions.inputs import inputs_resolve
 from executions.models import Execution
+from executions.packages.registry import package_problems
 from executions.planner import plan_build
 from executions.services.dispatch import steps_create
 from mc_project.errors import Conflict, NotFound, ValidationFailed
@@ -18,7 +19,7 @@ from mc_project.tenancy.models import Tenant
 from policy.choices import DecisionStage
 from policy.models import PolicyDecision
 from policy.services import decisions_store, decisions_summary, policies_evaluate, policy_enforce
-from workflows.manifest import canonical_json, sha256_digest
+from workflows.manifest import canonical_json, check_manifest, sha256_digest
 from workflows.models import Workflow, WorkflowVersion
 from workflows.selectors import version_get
 from workflows.services import latest_published
@@ -80,6 +81,36 @@ def plan_checked(
     )
     plan["policy_decisions"] = decisions_summary(decisions)
     return plan, decisions
+
+
+def manifest_plan(*, tenant: Tenant, actor: Any, manifest: Any, inputs: Any = None, region: str = "") -> dict[str, Any]:
+    """The plan of a manifest that need not be published, with every policy pack's decision.
+
+    The manifest is checked as a draft save checks it (schema, semantics, packages) and the
+    inputs as an execution's are. The packs decide at stage ``plan``, as for a dry run; a
+    deny is shown, not raised. Nothing is stored: each decision's ``id`` is null.
+    """
+    doc = check_manifest(manifest, extra_checks=[package_problems])
+    resolved, problems = inputs_resolve(doc, inputs)
+    if problems:
+        raise ValidationFailed(
+            "The inputs do not match the workflow's declared inputs.",
+            code="invalid_inputs",
+            details=[problem.as_dict() for problem in problems],
+        )
+    plan = plan_build(doc).as_dict()
+    decisions = policies_evaluate(
+        store=False,
+        stage=DecisionStage.PLAN,
+        tenant=tenant,
+        actor=actor,
+        manifest=doc,
+        plan=plan,
+        mode=ExecutionMode.DRY_RUN,
+        region=region or doc.get("region", ""),
+    )
+    plan["policy_decisions"] = [summary | {"id": None} for summary in decisions_summary(decisions)]
+    return {"workflow_name": doc["name"], "version": doc["version"], "inputs": resolved, **plan}
 
 
 def execution_create(
