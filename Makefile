@@ -69,7 +69,7 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
-	$(VENV)/bin/mypy mc_project workflows receipts executions policy canary bench
+	$(VENV)/bin/mypy mc_project workflows receipts executions policy canary bench maestro templates
 
 ## bench: every bench/bench_*.py in turn; fails at the end if any of them failed.
 bench: $(VENV)/.installed-dev
