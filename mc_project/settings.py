@@ -77,7 +77,6 @@ INSTALLED_APPS = [
     "policy",
     "receipts",
     "canary",
-    "templates",
 ]
 
 MIDDLEWARE = [
