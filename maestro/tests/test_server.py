@@ -274,3 +274,41 @@ def test_the_console_script_runs_and_follows_in_plain_lines(
     assert progress[-1].split("] ", 1)[1].startswith("failed: 2/2 steps done")
     result = subprocess.run([MAESTRO, "whoami"], env={**process_env, "MAESTRO_TOKEN": "mc_bad"}, capture_output=True)
     assert result.returncode == 3
+
+
+@pytest.mark.slow
+def test_the_console_script_on_a_terminal_shows_live_progress(
+    env: dict[str, str], worker: Any, repo: Path, publish: Any
+) -> None:
+    """The installed ``maestro`` attached to a pseudo-terminal: a live display, then the outcome."""
+    import pty
+
+    publish(FAILING)
+    process_env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}, **env}
+    process_env.update({"TERM": "xterm", "COLUMNS": "120", "LINES": "40"})
+    process_env.pop("NO_COLOR", None)
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [MAESTRO, "run", "always-fails", "--wait", "--interval", "0.1"],
+        env=process_env,
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        close_fds=True,
+    )
+    os.close(child)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed its end: it exited
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(main)
+    assert process.wait(timeout=120) == 1
+    text = screen.decode(errors="replace")
+    assert "\x1b[" in text, text  # rich drew on the terminal (cursor moves, styles)
+    assert "steps done" in text, text  # the live line: steps done / total, current steps, elapsed
+    assert "always-fails@1.0.0" in text and "simulated outage" in text, text
