@@ -37,9 +37,10 @@ demo: $(VENV)/.installed
 	$(PY) manage.py mc_demo --url http://$(HOST):$(PORT)
 	$(PY) manage.py mc_up --url http://$(HOST):$(PORT)
 
-## test: the whole suite against PostgreSQL and Redis on localhost.
+## test: the whole suite against PostgreSQL and Redis on localhost, on a freshly made test
+## database (an interrupted earlier run may have left rows in a reused one).
 test: $(VENV)/.installed-dev
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --create-db
 
 migrate: $(VENV)/.installed
 	$(PY) manage.py migrate
