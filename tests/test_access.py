@@ -18,6 +18,7 @@ from mc_project.tenancy.choices import Role
 from mc_project.tenancy.models import ApiToken, Membership, Tenant
 from mc_project.tenancy.services import token_create, token_revoke
 from receipts.models import Receipt
+from tests.asserts import assert_error
 from tests.factories import UserFactory, manifest
 from workflows.models import Workflow, WorkflowVersion
 
@@ -25,18 +26,6 @@ pytestmark = pytest.mark.django_db
 
 # Least to most powerful, written out here rather than taken from the app, so the test states the rule.
 ROLE_ORDER = ["viewer", "author", "publisher", "operator", "admin"]
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}, error
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], list)
-    assert error["code"] == code, error
-    return error
 
 
 def tenant_state(tenant: Tenant) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from mc_project.tenancy.choices import Role
 from mc_project.tenancy.models import Tenant
 from receipts.models import Receipt
+from tests.asserts import assert_error
 from tests.factories import manifest
 from workflows.models import Workflow, WorkflowVersion
 
@@ -23,22 +24,6 @@ pytestmark = pytest.mark.django_db
 
 JSON = "application/json"
 YAML = "application/yaml"
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    """The response has ``status`` and exactly ``{"error": {"code", "message", "details"}}`` with ``code``."""
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = json.loads(response.content)
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    error = body["error"]
-    assert isinstance(error, dict) and set(error) == {"code", "message", "details"}, error
-    assert isinstance(error["code"], str) and error["code"] == code, error
-    assert isinstance(error["message"], str) and error["message"], error
-    assert isinstance(error["details"], list), error
-    for detail in error["details"]:
-        assert isinstance(detail, dict) and isinstance(detail.get("message"), str), detail
-    return error
 
 
 def stored() -> dict[str, Any]:

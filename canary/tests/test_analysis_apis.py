@@ -17,27 +17,15 @@ from canary.tests.test_analysis import backdate, runs
 from executions.choices import ExecutionStatus
 from mc_project.tenancy.choices import Role
 from receipts.models import Receipt
+from tests.asserts import assert_error
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def publisher(make_client: Callable[..., APIClient], tenant: Any) -> APIClient:
-    return make_client(Role.PUBLISHER, tenant)
-
-
-@pytest.fixture
 def versions(tenant: Any) -> list[Any]:
     return published_versions(tenant, count=2)
-
-
-def assert_error(response: Any, status: int, code: str, paths: list[str] | None = None) -> None:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code and error["message"], error
-    if paths is not None:
-        assert sorted(detail["path"] for detail in error["details"]) == sorted(paths), error["details"]
 
 
 def test_create_with_weight_steps(publisher: APIClient, versions: list[Any]) -> None:

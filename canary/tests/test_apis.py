@@ -11,26 +11,14 @@ from rest_framework.test import APIClient
 from canary.models import CanaryRelease
 from canary.tests.factories import published_versions, release
 from mc_project.tenancy.choices import Role
+from tests.asserts import assert_error
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def publisher(make_client: Callable[..., APIClient], tenant: Any) -> APIClient:
-    return make_client(Role.PUBLISHER, tenant)
-
-
-@pytest.fixture
 def versions(tenant: Any) -> list[Any]:
     return published_versions(tenant, count=3)
-
-
-def assert_error(response: Any, status: int, code: str, paths: list[str] | None = None) -> None:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code and error["message"], error
-    if paths is not None:
-        assert sorted(detail["path"] for detail in error["details"]) == sorted(paths), error["details"]
 
 
 def test_create_defaults_to_the_latest_against_the_one_before(publisher: APIClient, versions: list[Any]) -> None:

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from canary.models import CanaryRelease, WebhookDelivery
 from canary.tests.factories import published_versions, release
 from canary.webhook import webhook_signature
+from tests.asserts import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -29,14 +30,6 @@ def send(body: Any, *, secret: str = SECRET, timestamp: int | None = None, signa
         "HTTP_X_MC_SIGNATURE": signature or webhook_signature(secret=secret, timestamp=stamp, body=raw),
     }
     return APIClient().post(URL, raw, content_type="application/json", **headers)
-
-
-def assert_error(response: Any, status: int, code: str, paths: list[str] | None = None) -> None:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code and error["message"], error
-    if paths is not None:
-        assert sorted(detail["path"] for detail in error["details"]) == sorted(paths), error["details"]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from executions.models import Execution, StepRun
 from executions.services import execution_create
 from mc_project.tenancy.choices import Role
+from tests.asserts import assert_error
 from tests.factories import UserFactory, manifest
 from workflows.services import workflow_create, workflow_publish
 
@@ -38,15 +39,6 @@ def author(make_client: Callable[..., APIClient], tenant: Any) -> APIClient:
 
 def post(client: APIClient, body: Any, **headers: Any) -> Any:
     return client.post("/api/executions", body, format="json", **headers)
-
-
-def assert_error(response: Any, status: int, code: str, paths: list[str] | None = None) -> None:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"]
-    if paths is not None:
-        assert sorted(detail["path"] for detail in error["details"]) == sorted(paths), error["details"]
 
 
 BAD_BODIES = [

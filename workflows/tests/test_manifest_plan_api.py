@@ -14,6 +14,7 @@ from executions.models import Execution, StepRun
 from mc_project.tenancy.models import Tenant
 from policy.models import PolicyDecision, TenantPolicy
 from receipts.models import Receipt
+from tests.asserts import assert_error
 from tests.factories import manifest
 from workflows.models import Workflow, WorkflowVersion
 
@@ -32,22 +33,6 @@ def rows() -> dict[str, int]:
     """How many rows every table a plan could write to holds."""
     models = (PolicyDecision, Execution, StepRun, Workflow, WorkflowVersion, Receipt)
     return {model.__name__: model.objects.count() for model in models}
-
-
-def assert_error(response: Any, status: int, code: str, paths: list[str] | None = None) -> dict[str, Any]:
-    """The one error shape with ``status`` and ``code`` (and exactly these detail paths, if given)."""
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}, error
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str) and error["message"], error
-    for detail in error["details"]:
-        assert set(detail) == {"path", "message"}, detail
-    if paths is not None:
-        assert sorted(detail["path"] for detail in error["details"]) == sorted(paths), error["details"]
-    return error
 
 
 def plan(client: APIClient, body: Any) -> Any:
