@@ -140,10 +140,10 @@ def _machine_busy() -> tuple[float, float]:
 class Gunicorn:
     """The API as docs/operations.md starts it, on the bench's port, logging to files."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, workers: int = GUNICORN_WORKERS) -> None:
         self.argv = [
             sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "mc_project.wsgi",
-            "--bind", f"127.0.0.1:{PORT}", "--workers", str(GUNICORN_WORKERS), "--access-logfile", "-",
+            "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--access-logfile", "-",
         ]  # fmt: skip
         self.env = env
         self.access_log = LOG_DIR / "api_capacity-gunicorn-access.log"
@@ -235,8 +235,8 @@ def one_step_manifest(name: str) -> dict[str, Any]:
     }
 
 
-def tenant_populate(clients: int) -> tuple[list[str], str]:
-    """A tenant, one author with a token per client, published 1-step workflows; (tokens, workflow name)."""
+def tenant_populate(users: int) -> tuple[list[str], str]:
+    """A tenant, ``users`` authors with a token each, published 1-step workflows; (tokens, workflow name)."""
     import django
 
     django.setup()
@@ -249,7 +249,7 @@ def tenant_populate(clients: int) -> tuple[list[str], str]:
         workflow = workflow_create(tenant=tenant, actor=publisher, manifest=one_step_manifest(f"bench-api-{index:02d}"))
         workflow_publish(workflow=workflow, actor=publisher)
     tokens = []
-    for index in range(clients):
+    for index in range(users):
         user = user_create(username=f"bench-client-{index:02d}", tenant=tenant, role="author")
         tokens.append(token_create(user=user, name="bench")[1])
     return tokens, "bench-api-00"
@@ -302,23 +302,28 @@ async def single_client(tokens: list[str], workflow: str) -> list[Sample]:
 
 
 async def load(
-    tokens: list[str], workflow: str, *, warmup: float, seconds: float, snapshot: Any
+    tokens: list[str], workflow: str, *, clients: int, warmup: float, seconds: float, snapshot: Any
 ) -> tuple[list[Sample], float, float, list[Any]]:
-    """Closed-loop clients (one per token) and the /healthz probe; (samples, window start, end, CPU snapshots)."""
+    """Closed-loop clients (client i uses token i modulo their number) and the /healthz probe.
+
+    Returns the samples, the recorded window's start and end, and the CPU snapshots at both.
+    """
     kinds = [k for k, _ in MIX]
     weights = [w for _, w in MIX]
     samples: list[Sample] = []
     start = time.monotonic()
     window = (start + warmup, start + warmup + seconds)
     snapshots: list[Any] = []
-    limits = httpx.Limits(max_connections=len(tokens) + 5, max_keepalive_connections=len(tokens) + 5)
+    limits = httpx.Limits(max_connections=clients + 5, max_keepalive_connections=clients + 5)
 
     async with httpx.AsyncClient(base_url=BASE_URL, timeout=REQUEST_TIMEOUT, limits=limits) as client:
 
         async def closed_loop(index: int) -> None:
             rng = random.Random(index)
             while time.monotonic() < window[1]:
-                samples.append(await request(client, rng.choices(kinds, weights)[0], tokens[index], workflow))
+                samples.append(
+                    await request(client, rng.choices(kinds, weights)[0], tokens[index % len(tokens)], workflow)
+                )
 
         async def probe() -> None:
             while time.monotonic() < window[1]:
@@ -330,7 +335,7 @@ async def load(
                 await asyncio.sleep(max(0.0, moment - time.monotonic()))
                 snapshots.append(snapshot())
 
-        await asyncio.gather(*(closed_loop(i) for i in range(len(tokens))), probe(), measure())
+        await asyncio.gather(*(closed_loop(i) for i in range(clients)), probe(), measure())
     return samples, window[0], window[1], snapshots
 
 
@@ -365,11 +370,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     parser.add_argument("--seconds", type=float, default=60.0, help="recorded load (default 60)")
     parser.add_argument("--warmup", type=float, default=5.0, help="unrecorded load before it (default 5)")
+    parser.add_argument(
+        "--tokens", type=int, default=0, help="distinct users/tokens shared by the clients (default: one per client)"
+    )
+    parser.add_argument("--gunicorn-workers", type=int, default=GUNICORN_WORKERS, help="default 4, as documented")
     args = parser.parse_args(argv)
 
     env = {**os.environ, **MC_ENV}
     loadavg_start = os.getloadavg()
-    server = Gunicorn(env)
+    server = Gunicorn(env, workers=args.gunicorn_workers)
     workers = [
         WorkerProcess(f"api_capacity-{q.removeprefix('mc.')}", "mc_project", (q,), env=env, events=False, concurrency=c)
         for q, c in WORKER_QUEUES
@@ -379,8 +388,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"[api_capacity] recreating {DB_NAME}, flushing Redis dbs {REDIS_DBS}, migrating ...", flush=True)
         database_recreate(env)
         os.environ.update(MC_ENV)
-        tokens, workflow = tenant_populate(args.clients)
-        print(f"[api_capacity] starting {len(workers)} Celery workers and gunicorn --workers {GUNICORN_WORKERS} ...")
+        tokens, workflow = tenant_populate(args.tokens or args.clients)
+        print(
+            f"[api_capacity] starting {len(workers)} Celery workers and gunicorn --workers {args.gunicorn_workers} ..."
+        )
         for worker in workers:
             worker.start()
         server.start()
@@ -395,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             load(
                 tokens,
                 workflow,
+                clients=args.clients,
                 warmup=args.warmup,
                 seconds=args.seconds,
                 snapshot=partial(cpu_snapshot, server, workers),
@@ -465,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "loadavg_load_start": loadavg_load_start,
         "loadavg_load_end": loadavg_load_end,
         "engine_commit": _git_head(),
-        "gunicorn_workers": GUNICORN_WORKERS,
+        "gunicorn_workers": args.gunicorn_workers,
+        "tokens": len(tokens),
         "celery_workers": dict(WORKER_QUEUES),
     }
     print(
