@@ -34,6 +34,7 @@ from executions.models import StepRun
 from executions.services.dispatch import Message, message_for, publish_chord, publish_steps, shards_join
 from executions.services.liveness import Liveness, liveness_read
 from executions.services.quotas import quota_release_all
+from mc_project import metrics
 from mc_project.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def _unsent_send() -> int:
     )
     if sent:
         logger.info("sent %d steps that were waiting to be sent", len(sent))
+        metrics.STEPS_RECOVERED.labels(reason="unsent").inc(len(sent))
     return len(sent)
 
 
@@ -108,6 +110,7 @@ def _lost_attempts_send(live: Liveness) -> int:
     sent = _send(resend)
     if sent:
         logger.warning("sent %d steps again whose attempt was lost with its worker", len(sent))
+        metrics.STEPS_RECOVERED.labels(reason="lost").inc(len(sent))
     return len(sent)
 
 
@@ -142,6 +145,7 @@ def _unseen_send(live: Liveness) -> int:
     sent = _send(unseen)
     if sent:
         logger.warning("sent %d queued steps again that no worker or broker queue held", len(sent))
+        metrics.STEPS_RECOVERED.labels(reason="unseen").inc(len(sent))
     return len(sent)
 
 
@@ -160,6 +164,7 @@ def _settled_matrix_join() -> int:
         shards_join(parent_pk)
     if settled:
         logger.warning("joined %d matrix tasks whose chord never did", len(settled))
+        metrics.STEPS_RECOVERED.labels(reason="joined").inc(len(settled))
     return len(settled)
 
 
