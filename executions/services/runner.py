@@ -497,8 +497,13 @@ def step_execute(
         step = StepRun.objects.filter(pk=step_pk).first()
         if step is None or not _holds_claim(step, recorded.attempt):
             return None  # recorded already, or cancelled meanwhile
-        resume = {"attempt": recorded.attempt, "outcome": outcome}
-        delay = _until_recorded(step_outcome_record, step, recorded, handoff=handoff, resume=resume)
+        delay = _until_recorded(
+            step_outcome_record,
+            step,
+            recorded,
+            handoff=handoff,
+            resume=lambda: {"attempt": recorded.attempt, "outcome": outcome},
+        )
         quota_slot_freed(step)
         return delay
     try:
@@ -543,7 +548,7 @@ def _attempt_run(claim: Claim, handoff: Handoff | None) -> float | None:
     pii = PII in step.data_classes
     try:
         # Reading the inputs and upstream outputs needs the database: wait for it, the package has not run.
-        with_ = _until_recorded(_render, step, log, handoff=handoff, resume={"attempt": claim.attempt})
+        with_ = _until_recorded(_render, step, log, handoff=handoff, resume=lambda: {"attempt": claim.attempt})
         if pii:
             log.redact_rendered(step.with_template, with_)
         input_digest = sha256_digest(canonical_json(with_))
@@ -574,8 +579,13 @@ def _attempt_run(claim: Claim, handoff: Handoff | None) -> float | None:
         raise
     except Exception as exc:
         outcome = _failed(claim.attempt, exc, step.timeout_seconds, input_digest, log)
-    resume = {"attempt": claim.attempt, "outcome": outcome.as_message()}
-    return _until_recorded(step_outcome_record, step, outcome, handoff=handoff, resume=resume)
+    return _until_recorded(
+        step_outcome_record,
+        step,
+        outcome,
+        handoff=handoff,
+        resume=lambda: {"attempt": claim.attempt, "outcome": outcome.as_message()},
+    )
 
 
 def _succeeded(attempt: int, outputs: dict[str, Any], input_digest: str, log: StepLog) -> Outcome:
@@ -606,12 +616,14 @@ def _failed(attempt: int, exc: BaseException, timeout: int, input_digest: str, l
     return Outcome(attempt, False, input_digest, log.text(), error=error, retryable=retryable)
 
 
-def _until_recorded(work: Callable[..., _T], *args: Any, handoff: Handoff | None, resume: dict[str, Any]) -> _T:
+def _until_recorded(
+    work: Callable[..., _T], *args: Any, handoff: Handoff | None, resume: Callable[[], dict[str, Any]]
+) -> _T:
     """Run ``work`` (bookkeeping) until the database answers; the attempt's own result is never dropped.
 
     - The database went away: try again with a growing pause. After
       ``MC_RECORD_RETRY_INLINE`` seconds (or when the soft time limit strikes) the rest of
-      the attempt goes on in a new message carrying ``resume`` (HandedOff), which frees this
+      the attempt goes on in a new message carrying ``resume()`` (HandedOff), which frees this
       worker and survives its loss; while the broker refuses that too, keep trying here.
     - The soft time limit struck in the middle (the package finished just as it fired):
       the interrupted transaction was rolled back, so run it again. The limit fires once
@@ -632,7 +644,7 @@ def _until_recorded(work: Callable[..., _T], *args: Any, handoff: Handoff | None
             _drop_broken_connection()
         if handoff is not None and (urgent or time.monotonic() - started >= settings.MC_RECORD_RETRY_INLINE):
             try:
-                raise HandedOff(handoff(resume))
+                raise HandedOff(handoff(resume()))
             except HandedOff:
                 raise
             except Exception:
