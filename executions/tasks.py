@@ -13,7 +13,7 @@ from billiard.exceptions import TimeLimitExceeded
 from celery import Task, shared_task
 
 from executions.services import shards_join, stalled_steps_recover, step_execute, step_hard_timeout
-from executions.services.dispatch import RUN_STEP, Message
+from executions.services.messages import RUN_STEP, Message
 from executions.services.runner import DATABASE_ERRORS, HandedOff, Handoff
 
 

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from executions.choices import StepKind, StepStatus
 from executions.models import Execution, StepRun
-from executions.services.dispatch import message_for, send_steps
+from executions.services.messages import message_for, send_steps
 from executions.transitions import QuotaCheck
 from policy.choices import PolicyMode
 from policy.dispatch import QuotaRules, dispatch_decide, quota_rules

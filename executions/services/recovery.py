@@ -31,8 +31,9 @@ from django.utils import timezone
 
 from executions.choices import STEP_TERMINAL, StepKind, StepStatus
 from executions.models import StepRun
-from executions.services.dispatch import Message, message_for, publish_chord, publish_steps, shards_join
+from executions.services.dispatch import shards_join
 from executions.services.liveness import Liveness, liveness_read
+from executions.services.messages import Message, message_for, publish_chord, publish_steps
 from executions.services.quotas import quota_release_all
 from mc_project import metrics
 from mc_project.celery import app as celery_app

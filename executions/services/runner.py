@@ -9,7 +9,6 @@ that holds the claim.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -33,13 +32,14 @@ from executions.packages.registry import UnknownPackage, default_registry
 from executions.services.dispatch import (
     backoff_delay,
     execution_settle,
-    join_if_settled,
     lock_execution,
     lock_step,
     release_dependents,
     step_finished,
 )
 from executions.services.liveness import liveness_read, same_worker_alive
+from executions.services.messages import join_if_settled
+from executions.services.outputs import outputs_load, outputs_store
 from executions.services.quotas import (
     SHARD_POLL_S,
     Gate,
@@ -82,13 +82,6 @@ class Throttled(Exception):
     """A shard of a matrix task with ``max_parallel`` found every slot taken: try again shortly."""
 
     delay = 0.5
-
-
-@dataclass(frozen=True)
-class StoredOutputs:
-    inline: dict[str, Any] | None
-    ref: str
-    digest: str
 
 
 @dataclass(frozen=True)
@@ -286,21 +279,6 @@ def _fail(step_pk: int, attempts: list[Any], lost: int, error: dict[str, Any]) -
     step_finished(execution, locked)
     if locked.kind == StepKind.SHARD and locked.parent_id is not None:
         join_if_settled(locked.parent_id)
-
-
-def outputs_store(outputs: dict[str, Any]) -> StoredOutputs:
-    """Digest outputs; keep them inline when small, else in the artifact store by digest."""
-    data = canonical_json(outputs)
-    digest = sha256_digest(data)
-    if len(data) <= settings.MC_OUTPUT_INLINE_LIMIT:
-        return StoredOutputs(outputs, "", digest)
-    return StoredOutputs(None, ArtifactStore().put(data, content_type="application/json"), digest)
-
-
-def outputs_load(step: StepRun) -> Any:
-    if step.outputs_ref:
-        return json.loads(ArtifactStore().get(step.outputs_ref))
-    return step.outputs
 
 
 def _attempt_closed(step: StepRun, outcome: str, error: dict[str, Any] | None = None) -> list[Any]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from executions.choices import ExecutionStatus, StepStatus
 from executions.models import StepRun
 from executions.services import execution_create, stalled_steps_recover
-from executions.services.dispatch import message_for, send_steps
+from executions.services.messages import message_for, send_steps
 from executions.tests.conftest import steps_by_id, wait_finished, workflow_doc
 from tests.workers import WorkerProcess, wait_until
 
