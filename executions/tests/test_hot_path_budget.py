@@ -1,0 +1,91 @@
+"""The engine's hot paths within their budget of SQL statements, broker messages and policy evaluations.
+
+A feature that adds a query to creating a run, claiming a step, finishing one or settling
+a run fails here instead of silently costing throughput (docs/benchmarks.md). When a
+change lowers a figure, lower its budget in the same commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from executions.models import Execution, StepRun
+from executions.services import execution_create, step_execute
+from executions.services.recovery import broker_waiting
+from executions.tests.conftest import workflow_doc
+from mc_project.celery import app
+from policy.models import PolicyDecision
+from tests.workers import WorkerProcess, purge_queues
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+# Budgets: SQL statements (BEGIN, COMMIT and SAVEPOINTs included) of each path.
+CREATE = 9  # route, version, spend today; the run, its decisions, its steps, queue the roots
+PLAIN_STEP = 11  # gate, claim, count down, record, release, offer a quota slot
+STEP_READING_OUTPUTS = 13  # the same, and its inputs rendered from an upstream step's outputs
+LAST_STEP = 18  # the same, and settle the run with its receipt
+PACKS = 4  # residency, pii, budget, quotas: one evaluation each at execute
+
+
+@pytest.fixture
+def quiet(session_worker: WorkerProcess) -> Iterator[None]:
+    """The steps run in this process, one by one; no worker takes their messages."""
+    session_worker.stop()
+    purge_queues(app)
+    yield
+    purge_queues(app)
+
+
+def _diamond(publish: Any) -> Any:
+    """a -> s0, s1, s2 (reading a's outputs) -> z: five steps."""
+    reads = {"message": "${{ steps.a.outputs.message }}"}
+    return publish(
+        workflow_doc(
+            "budget",
+            [
+                {"id": "a", "uses": "pkg:mc/echo@1", "with": {"message": 1}},
+                *({"id": f"s{i}", "uses": "pkg:mc/echo@1", "with": reads, "needs": ["a"]} for i in range(3)),
+                {"id": "z", "uses": "pkg:mc/echo@1", "with": {"message": 2}, "needs": ["s0", "s1", "s2"]},
+            ],
+        )
+    )
+
+
+def _run(execution: Execution, step_id: str) -> int:
+    step = StepRun.objects.get(execution=execution, step_id=step_id)
+    with CaptureQueriesContext(connection) as queries:
+        assert step_execute(step.pk, worker="budget@test") is None
+    return len(queries)
+
+
+def _waiting() -> int:
+    return len(broker_waiting(["mc.small"]) or ())
+
+
+def test_a_run_of_five_steps_stays_within_its_budget(quiet: None, publish: Any, tenant: Any, runner_user: Any) -> None:
+    version = _diamond(publish)
+    warm, _ = execution_create(tenant=tenant, actor=runner_user, workflow=version.workflow)
+    for step_id in ("a", "s0", "s1", "s2", "z"):  # caches warm, as in a server and its workers
+        _run(warm, step_id)
+    purge_queues(app)
+    with CaptureQueriesContext(connection) as create:
+        execution, _ = execution_create(tenant=tenant, actor=runner_user, workflow=version.workflow)
+    assert len(create) <= CREATE, [query["sql"][:80] for query in create]
+    assert PolicyDecision.objects.filter(execution=execution).count() == PACKS
+    assert _waiting() == 1  # one message: the root
+    purge_queues(app)  # this process runs it
+
+    assert _run(execution, "a") <= PLAIN_STEP
+    assert _waiting() == 3  # its three dependents, in one go
+    purge_queues(app)
+    for step_id in ("s0", "s1", "s2"):
+        assert _run(execution, step_id) <= STEP_READING_OUTPUTS
+    assert _waiting() == 1  # z, released once by the last of its needs
+    assert _run(execution, "z") <= LAST_STEP
+    execution.refresh_from_db()
+    assert execution.status == "succeeded"
