@@ -10,6 +10,22 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from mc_project.errors import error_body
 
 
+class RequestPathMiddleware:
+    """Answer 400 to a path with a NUL character (``%00``) before any view sees it.
+
+    A path parameter goes to the database as text, and PostgreSQL cannot hold U+0000:
+    the query would fail with a ``DataError``, a 500, for what is the client's mistake.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path_info:
+            return JsonResponse(error_body("bad_request", "The request path contains a NUL character."), status=400)
+        return self.get_response(request)
+
+
 class RequestSizeLimitMiddleware:
     """Answer 413 to a declared ``Content-Length`` over the limit without reading it."""
 
