@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from mc_project.errors import error_body
+from mc_project.errors import error_body, outage_error, outage_response
 
 
 class RequestPathMiddleware:
@@ -42,3 +42,21 @@ class RequestSizeLimitMiddleware:
             message = f"Request body of {length} bytes is larger than the limit of {limit} bytes."
             return JsonResponse(error_body("payload_too_large", message), status=413)
         return self.get_response(request)
+
+
+class DependencyOutageMiddleware:
+    """Answer 503 ``service_unavailable`` with ``Retry-After`` when a view finds a dependency down.
+
+    DRF views get the same from the API's exception handler; this covers the rest (the
+    admin, /readyz's neighbours, /metrics): PostgreSQL or Redis being down is no bug of MC's.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        outage = outage_error(exception, where=request.path)
+        return outage_response(request, outage) if outage is not None else None

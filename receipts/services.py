@@ -128,7 +128,12 @@ def sign_after_commit(receipt: Receipt) -> None:
     from mc_project.celery import app
 
     receipt_id = str(receipt.pk)
-    transaction.on_commit(lambda: app.send_task(SIGN_TASK, args=[receipt_id], task_id=f"mc-receipt-{receipt_id}"))
+    # robust: the receipt is saved either way; a broker that is down must not turn the
+    # request that made it (a publish, a rollback) into an error after its commit.
+    # receipts_sign_pending (the beat) signs what this message did not reach.
+    transaction.on_commit(
+        lambda: app.send_task(SIGN_TASK, args=[receipt_id], task_id=f"mc-receipt-{receipt_id}"), robust=True
+    )
 
 
 def receipt_sign(receipt_id: Any) -> Receipt | None:
