@@ -90,7 +90,13 @@ class ExecutionListApi(ListAPIView):
         operation_id="executions_create",
         request=ExecutionCreateInput,
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
-        responses={201: ExecutionDetailOutput, 200: ExecutionDetailOutput, 400: ErrorOutput, 409: ErrorOutput},
+        responses={
+            201: ExecutionDetailOutput,
+            200: ExecutionDetailOutput,
+            400: ErrorOutput,
+            404: ErrorOutput,
+            409: ErrorOutput,
+        },
         description="Start an execution (or a dry run with mode=dry_run). Repeating a request with the same "
         "idempotency key returns the first execution (200); a different request with a used key is 409.",
     )

@@ -208,7 +208,7 @@ REST_FRAMEWORK = {
         "mc_project.throttling.UserThrottle",
         "mc_project.throttling.AnonThrottle",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mc_project.openapi.McAutoSchema",
     "EXCEPTION_HANDLER": "mc_project.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
