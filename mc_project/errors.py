@@ -96,8 +96,9 @@ _OUTAGE_MESSAGES = {
 }
 # Modules whose socket-level ConnectionError/TimeoutError means that dependency is down.
 _DRIVER_MODULES = {DATABASE: ("psycopg", "django.db"), BROKER: ("redis", "kombu", "amqp", "celery")}
+_BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _OUTAGE_LOG_INTERVAL_S = 10.0
-_outage_logged_at: dict[tuple[str, str], float] = {}
+_outage_logged_at: dict[str, float] = {}
 
 
 def outage_dependency(exc: BaseException) -> str | None:
@@ -112,9 +113,7 @@ def outage_dependency(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, (DatabaseOperationalError, DatabaseInterfaceError)):
             return DATABASE
-        if isinstance(current, (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError)):
-            return BROKER
-        if isinstance(current, redis.exceptions.TimeoutError):
+        if isinstance(current, _BROKER_ERRORS):
             return BROKER
         if isinstance(current, (ConnectionError, TimeoutError)):
             modules = [frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(current.__traceback__)]
@@ -126,11 +125,10 @@ def outage_dependency(exc: BaseException) -> str | None:
 
 
 def _log_outage(dependency: str, exc: BaseException, where: str) -> None:
-    """A warning per dependency and place every few seconds, not one per request of an outage."""
+    """A warning per dependency every few seconds, not one per request of an outage."""
     now = time.monotonic()
-    key = (dependency, where)
-    if now - _outage_logged_at.get(key, -_OUTAGE_LOG_INTERVAL_S) >= _OUTAGE_LOG_INTERVAL_S:
-        _outage_logged_at[key] = now
+    if now - _outage_logged_at.get(dependency, -_OUTAGE_LOG_INTERVAL_S) >= _OUTAGE_LOG_INTERVAL_S:
+        _outage_logged_at[dependency] = now
         logger.warning("%s unavailable at %s: %s: %s", dependency, where, type(exc).__name__, exc)
 
 
@@ -206,7 +204,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     from rest_framework.views import exception_handler as drf_handler
 
     if isinstance(exc, ApplicationError):
-        headers = _retry_after() if exc.status == 503 else None
+        headers = _retry_after() if isinstance(exc, ServiceUnavailable) else None
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=headers)
     outage = outage_error(exc, where=context["request"].path if context.get("request") else "api")
     if outage is not None:
