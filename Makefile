@@ -12,7 +12,7 @@ FLOWER_PORT ?= 5555
 FLOWER_BASIC_AUTH ?= demo:maestro-demo
 VAR_DIR := $(or $(MC_VAR_DIR),var)
 
-.PHONY: demo test venv install install-dev migrate run lint typecheck bench requirements clean-var services \
+.PHONY: demo test fuzz venv install install-dev migrate run lint typecheck bench requirements clean-var services \
 	worker worker-small worker-medium worker-large worker-control worker-receipts beat flower
 
 $(VENV)/.installed: requirements/base.txt pyproject.toml
@@ -41,6 +41,12 @@ demo: $(VENV)/.installed
 ## database (an interrupted earlier run may have left rows in a reused one).
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/pytest --create-db
+
+## fuzz: schemathesis against every API operation with many more examples than `make test`
+## (FUZZ_EXAMPLES per operation, default 200; derandomised, so a failure reproduces).
+FUZZ_EXAMPLES ?= 200
+fuzz: $(VENV)/.installed-dev
+	MC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest --create-db -p no:cacheprovider -s tests/test_fuzz_api.py
 
 migrate: $(VENV)/.installed
 	$(PY) manage.py migrate

@@ -31,7 +31,7 @@ def webhook_verify(
     *, secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
 ) -> tuple[int, str]:
     """The request's timestamp and signature digest if it is signed with ``secret`` and fresh."""
-    if not timestamp or not timestamp.strip().isdigit():
+    if not timestamp or not (timestamp.strip().isascii() and timestamp.strip().isdigit()):
         raise WebhookUnauthorized(
             "X-MC-Timestamp must be the time of signing in Unix seconds.", code="webhook_bad_timestamp"
         )

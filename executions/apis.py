@@ -53,10 +53,10 @@ def _idempotency_key(request: Request, body_key: str | None) -> str | None:
     header = request.headers.get(IDEMPOTENCY_HEADER)
     if header is not None:
         header = header.strip()
-        if not header or len(header) > 255:
+        if not header or len(header) > 255 or not header.isprintable():
             raise ValidationFailed(
-                "Idempotency-Key must be 1 to 255 characters.",
-                details=[{"path": "/headers/Idempotency-Key", "message": "must be 1 to 255 characters"}],
+                "Idempotency-Key must be 1 to 255 printable characters.",
+                details=[{"path": "/headers/Idempotency-Key", "message": "must be 1 to 255 printable characters"}],
             )
     if header and body_key and header != body_key:
         raise ValidationFailed(
@@ -90,7 +90,13 @@ class ExecutionListApi(ListAPIView):
         operation_id="executions_create",
         request=ExecutionCreateInput,
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
-        responses={201: ExecutionDetailOutput, 200: ExecutionDetailOutput, 400: ErrorOutput, 409: ErrorOutput},
+        responses={
+            201: ExecutionDetailOutput,
+            200: ExecutionDetailOutput,
+            400: ErrorOutput,
+            404: ErrorOutput,
+            409: ErrorOutput,
+        },
         description="Start an execution (or a dry run with mode=dry_run). Repeating a request with the same "
         "idempotency key returns the first execution (200); a different request with a used key is 409.",
     )
@@ -166,11 +172,15 @@ class StepListApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
+_SHARD_MAX = 2**31 - 1
+
+
 def _step(request: Request, execution_id: str, step_id: str) -> StepRun:
     execution = selectors.execution_get(user=request.user, execution_id=execution_id)
     kind = request.query_params.get("kind", StepKind.STEP)
     shard = request.query_params.get("shard", "0")
-    if kind not in StepKind.values or not shard.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and within PostgreSQL's integer.
+    if kind not in StepKind.values or not (shard.isascii() and shard.isdigit() and int(shard) <= _SHARD_MAX):
         raise ValidationFailed(
             "kind must be step, shard or compensation and shard a number.",
             details=[{"path": "/query", "message": "bad kind or shard"}],
@@ -180,7 +190,7 @@ def _step(request: Request, execution_id: str, step_id: str) -> StepRun:
 
 _STEP_PARAMETERS = [
     OpenApiParameter("kind", str, enum=StepKind.values, required=False),
-    OpenApiParameter("shard", int, required=False),
+    OpenApiParameter("shard", {"type": "integer", "minimum": 0, "maximum": _SHARD_MAX}, required=False),
 ]
 
 

@@ -6,6 +6,7 @@ import django_filters
 
 from executions.choices import ExecutionMode, ExecutionStatus
 from executions.models import Execution
+from mc_project.filters import UTCIsoDateTimeFilter
 
 
 class ExecutionFilter(django_filters.FilterSet):
@@ -14,8 +15,8 @@ class ExecutionFilter(django_filters.FilterSet):
     version = django_filters.CharFilter(field_name="workflow_version__version")
     status = django_filters.MultipleChoiceFilter(choices=ExecutionStatus.choices)
     mode = django_filters.ChoiceFilter(choices=ExecutionMode.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Execution

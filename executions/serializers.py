@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -11,15 +12,37 @@ from rest_framework import serializers
 from executions.choices import ExecutionMode
 from executions.models import Execution, StepRun
 from mc_project.serializers import StrictSerializer
+from workflows.manifest.values import scan_values
+
+
+def _nested_errors(problems: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``[(pointer, message)]`` as the nested dict DRF reports, so each keeps its full path."""
+    here = "non_field_errors"  # DRF's key for "this very value", flattened to the parent's path
+    errors: dict[str, Any] = {}
+    for path, message in problems:
+        node = errors
+        for token in [token.replace("~1", "/").replace("~0", "~") for token in path.split("/")[1:]]:
+            child = node.get(token, {})
+            node[token] = child = {here: child} if isinstance(child, list) else child
+            node = child
+        node.setdefault(here, []).append(message)
+    return errors
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
 class JSONObjectField(serializers.Field):
-    """Any JSON object (the shape is checked by the service, with paths)."""
+    """Any JSON object (the shape is checked by the service, with paths).
+
+    Values that canonical JSON (digests) or PostgreSQL cannot carry, integers beyond
+    ±2**53 and NUL characters, are refused here with their paths.
+    """
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be an object")
+        problems = scan_values(data).problems
+        if problems:
+            raise serializers.ValidationError(_nested_errors((p.path, p.message) for p in problems))
         return data
 
     def to_representation(self, value: Any) -> Any:

@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mc_project.middleware.RequestPathMiddleware",
     "mc_project.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -91,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last before the metrics: its process_exception sees a view's exception first.
+    "mc_project.middleware.DependencyOutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -126,7 +129,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache (throttling); Redis when MC_CACHE_URL is set ---------------------------------
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": ENV.cache_url}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": ENV.cache_url,
+            # The throttle fails open when Redis is down; a blackholed Redis must not hold
+            # each request for the kernel's connect timeout first.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
         if ENV.cache_url
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mc"}
     )
@@ -199,7 +208,7 @@ REST_FRAMEWORK = {
         "mc_project.throttling.UserThrottle",
         "mc_project.throttling.AnonThrottle",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mc_project.openapi.McAutoSchema",
     "EXCEPTION_HANDLER": "mc_project.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

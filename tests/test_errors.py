@@ -183,7 +183,7 @@ BAD_REQUESTS = [
     case("404-unknown-route-html", "GET", "/api/nope", None, 404, "not_found", extra={"HTTP_ACCEPT": "text/html"}),
     case("404-unknown-route-anonymous", "GET", "/api/nope", None, 404, "not_found", role=None),
     case("404-no-such-version", "GET", ONE + "/versions/9.9.9", None, 404, "not_found"),
-    case("404-nul-in-version", "GET", ONE + "/versions/%00", None, 404, "not_found"),
+    case("400-nul-in-version", "GET", ONE + "/versions/%00", None, 400, "bad_request"),
     case("404-unknown-snapshot", "GET", "/api/snapshots/sha256:" + "0" * 64, None, 404, "not_found"),
     case("404-page-out-of-range", "GET", WF + "?page=99", None, 404, "not_found"),
     # 405, 406

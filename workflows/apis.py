@@ -66,7 +66,9 @@ class WorkflowListApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
-        operation_id="workflows_create", request=WorkflowCreateInput, responses={201: WorkflowOutput, 400: ErrorOutput}
+        operation_id="workflows_create",
+        request=WorkflowCreateInput,
+        responses={201: WorkflowOutput, 400: ErrorOutput, 409: ErrorOutput},
     )
     def post(self, request: Request) -> Response:
         data = WorkflowCreateInput(data=request.data)
@@ -114,7 +116,7 @@ class DraftApi(APIView):
         draft = services.draft_save(workflow=workflow, actor=request.user, **data.validated_data)
         return Response(VersionDetailOutput(draft).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: ErrorOutput})
     def delete(self, request: Request, workflow_id: str) -> Response:
         workflow = selectors.workflow_get(user=request.user, workflow_id=workflow_id)
         services.draft_discard(workflow=workflow)
@@ -126,7 +128,7 @@ class PublishApi(APIView):
 
     required_roles = {"POST": Role.PUBLISHER}
 
-    @extend_schema(request=PublishInput, responses={201: PublishOutput})
+    @extend_schema(request=PublishInput, responses={201: PublishOutput, 409: ErrorOutput})
     def post(self, request: Request, workflow_id: str) -> Response:
         workflow = selectors.workflow_get(user=request.user, workflow_id=workflow_id)
         data = PublishInput(data=request.data or {})

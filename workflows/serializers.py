@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,7 +14,14 @@ from workflows.manifest import parse_manifest
 from workflows.models import Workflow, WorkflowVersion
 
 
-@extend_schema_field(OpenApiTypes.OBJECT)
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": {}, "description": "the manifest document"},
+            {"type": "string", "description": "the manifest as YAML or JSON text"},
+        ]
+    }
+)
 class ManifestField(serializers.Field):
     """A manifest given as a JSON object, or as YAML/JSON text (parsed safely)."""
 

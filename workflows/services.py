@@ -39,14 +39,24 @@ def workflow_create(*, tenant: Tenant, actor: Any, manifest: Any, description: s
     """Create a workflow named by its manifest, with that manifest as its first draft."""
     doc = _checked(manifest)
     name = doc["name"]
+    exists = Conflict(f"A workflow named {name!r} already exists; update its draft instead.", code="workflow_exists")
     if Workflow.objects.filter(tenant=tenant, name=name).exists():
-        raise Conflict(f"A workflow named {name!r} already exists; update its draft instead.", code="workflow_exists")
-    workflow = Workflow.objects.create(
-        tenant=tenant,
-        name=name,
-        description=doc.get("description", "") if description is None else description,
-        created_by=actor,
-    )
+        raise exists
+    try:
+        # A concurrent create of the same name passes the check above too; the unique
+        # index decides, and the loser gets the same 409 (in a savepoint, so the
+        # transaction stays usable for the check below).
+        with transaction.atomic():
+            workflow = Workflow.objects.create(
+                tenant=tenant,
+                name=name,
+                description=doc.get("description", "") if description is None else description,
+                created_by=actor,
+            )
+    except IntegrityError:
+        if Workflow.objects.filter(tenant=tenant, name=name).exists():
+            raise exists from None
+        raise
     WorkflowVersion.objects.create(workflow=workflow, manifest=doc, created_by=actor)
     return workflow
 

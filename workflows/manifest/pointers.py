@@ -16,6 +16,15 @@ def pointer(tokens: Iterable[str | int]) -> str:
 
 
 def sort_key(path: str) -> tuple[tuple[int, int, str], ...]:
-    """Order pointers token by token, array indexes numerically (/tasks/2 < /tasks/10)."""
+    """Order pointers token by token, array indexes numerically (/tasks/2 < /tasks/10).
+
+    Only ASCII digits make an index: ``str.isdigit`` is also true of "²" or "⑤", which
+    ``int`` refuses, and any of them can be a key of a document a client sent.
+    """
     tokens = path.split("/")[1:]
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in tokens)
+    return tuple((0, int(t), "") if is_index(t) else (1, 0, t) for t in tokens)
+
+
+def is_index(token: str) -> bool:
+    """Whether ``token`` is an array index: ASCII digits only, which ``int`` reads."""
+    return token.isascii() and token.isdigit()
