@@ -96,12 +96,19 @@ def test_broker_unreachable_at_create(cluster: Cluster) -> None:
                 created[response.json()["id"]] = tag
         with cluster.db() as conn:
             saved = conn.execute("SELECT count(*) FROM executions_execution").fetchone()[0] - before
+            # A run answered 201 has its first step waiting to be sent (the outbox).
+            unsent = conn.execute(
+                "SELECT count(*) FROM executions_steprun WHERE execution_id = ANY(%s::uuid[])"
+                " AND step_id = 'a' AND send_pending",
+                (list(created),),
+            ).fetchone()[0]
     finally:
         cluster.redis.start()
     fault_ended = time.time()
     statuses = [status for status, _ in answers]
     assert set(statuses) <= {201, 503}, cluster.report(f"answers with Redis down ({saved} runs saved): {answers}")
     assert saved == len(created), cluster.report(f"{saved} runs saved, {len(created)} answered 201: {answers}")
+    assert unsent == len(created), f"{unsent} of {len(created)} runs created with Redis down wait to be sent"
     if not created:  # all 503: a run created now that Redis is back must run as usual
         created = cluster.start_runs("faults-diamond", 1, label="create-after")
     check_recovery(
