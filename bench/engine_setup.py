@@ -54,11 +54,20 @@ MC_ENV = {
 class WorkerProcess:
     """One ``celery worker`` subprocess in its own process group, logging to a file."""
 
-    def __init__(self, name: str, app: str, queues: Sequence[str], *, env: dict[str, str], events: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        queues: Sequence[str],
+        *,
+        env: dict[str, str],
+        events: bool,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
         self.name = name
         self.argv = [
             sys.executable, "-m", "celery", "-A", app, "worker",
-            "-Q", ",".join(queues), "-c", str(CONCURRENCY), "-P", "prefork",
+            "-Q", ",".join(queues), "-c", str(concurrency), "-P", "prefork",
             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "INFO",
         ]  # fmt: skip
         if events:

@@ -27,7 +27,8 @@ def canary_run_finished(execution: Any, **_: Any) -> None:
     if execution.arm != Arm.CANARY or execution.mode != ExecutionMode.RUN:
         return
     release_id = execution.canary_release_id
-    transaction.on_commit(lambda: _analyse_soon(release_id))
+    # robust: with the broker down, the canary.analyse_running beat analyses it instead.
+    transaction.on_commit(lambda: _analyse_soon(release_id), robust=True)
 
 
 def _analyse_soon(release_id: int) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from executions import services
-from executions.models import Execution, StepRun
+from executions.models import Execution, StepRun, WorkerHeartbeat
 from mc_project.errors import ApplicationError
 
 _STEP_FIELDS = (
@@ -87,7 +89,7 @@ class ExecutionAdmin(admin.ModelAdmin):
 @admin.register(StepRun)
 class StepRunAdmin(admin.ModelAdmin):
     list_display = ["step_id", "kind", "shard_index", "execution", "status", "queue", "attempt", "worker", "started_at"]
-    list_filter = ["status", "kind", "queue", ("quota_held_since", admin.EmptyFieldListFilter)]
+    list_filter = ["status", "kind", "queue", "send_pending", ("quota_held_since", admin.EmptyFieldListFilter)]
     search_fields = ["step_id", "execution__id", "uses"]
     list_select_related = ["execution"]
     readonly_fields = [field.name for field in StepRun._meta.fields]
@@ -96,4 +98,42 @@ class StepRunAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    """The workers MC has heard from: what each runs and holds, and whether it still beats."""
+
+    list_display = ["hostname", "state", "queue_list", "pool_size", "running", "held_count", "seen_at", "up_since"]
+    search_fields = ["hostname"]
+    readonly_fields = [field.name for field in WorkerHeartbeat._meta.fields]
+
+    @admin.display(description="state")
+    def state(self, beat: WorkerHeartbeat) -> str:
+        silent = (timezone.now() - beat.seen_at).total_seconds()
+        if silent > settings.MC_WORKER_LOST_AFTER:
+            return f"lost (silent {silent:.0f} s)"
+        return "alive" if silent <= 3 * settings.MC_WORKER_HEARTBEAT_INTERVAL else f"late ({silent:.0f} s)"
+
+    @admin.display(description="queues")
+    def queue_list(self, beat: WorkerHeartbeat) -> str:
+        return ", ".join(beat.queues)
+
+    @admin.display(description="pool")
+    def pool_size(self, beat: WorkerHeartbeat) -> int:
+        return len(beat.pool_pids)
+
+    @admin.display(description="running")
+    def running(self, beat: WorkerHeartbeat) -> int:
+        return len(beat.active)
+
+    @admin.display(description="held")
+    def held_count(self, beat: WorkerHeartbeat) -> int:
+        return len(beat.held)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

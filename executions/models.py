@@ -139,6 +139,9 @@ class StepRun(models.Model):
     quota_released_at = models.DateTimeField(
         null=True, blank=True, help_text="a freed slot was offered to this held step (message sent) at"
     )
+    send_pending = models.BooleanField(
+        default=False, help_text="waiting to be sent: the broker did not take its message; the recovery beat sends it"
+    )
 
     class Meta:
         ordering = ["execution", "kind", "sequence", "shard_index"]
@@ -155,6 +158,7 @@ class StepRun(models.Model):
                 condition=Q(quota_held_since__isnull=False),
                 name="steprun_quota_line",
             ),
+            models.Index(fields=["id"], condition=Q(send_pending=True), name="steprun_send_pending"),
         ]
 
     def __str__(self) -> str:
@@ -165,3 +169,30 @@ class StepRun(models.Model):
     def task_id(self) -> str:
         """The Celery task id of every message for this step: redeliveries and retries reuse it."""
         return f"mc-step-{self.pk}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of one Celery worker, written by the worker every few seconds.
+
+    MC finds lost work from these rows (executions/services/recovery.py): a worker silent
+    for ``MC_WORKER_LOST_AFTER`` is lost with its attempts, and a step is held by a worker
+    only if that worker's last heartbeat lists its task. ``up_since`` is when the current
+    unbroken run of heartbeats began: after an outage of the database every worker starts
+    a new one, and nobody is judged until they have had time to report again.
+    """
+
+    hostname = models.CharField(max_length=255, primary_key=True, help_text="the worker's node name")
+    pid = models.PositiveIntegerField(help_text="the worker's main process")
+    queues = models.JSONField(default=list)
+    pool_pids = models.JSONField(default=list, help_text="pids of the pool processes")
+    active = models.JSONField(default=list, help_text="[task id, pool pid] of each task running")
+    held = models.JSONField(default=list, help_text="task ids received and not finished (running, prefetched, delayed)")
+    started_at = models.DateTimeField(help_text="when the worker started")
+    up_since = models.DateTimeField(help_text="start of the current unbroken run of heartbeats")
+    seen_at = models.DateTimeField(help_text="the last heartbeat (database time)")
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname

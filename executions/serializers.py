@@ -58,6 +58,11 @@ class StepOutput(serializers.ModelSerializer):
     shard = serializers.IntegerField(source="shard_index")
     compensates = serializers.SerializerMethodField()
     attempts = serializers.SerializerMethodField()
+    waiting_to_be_sent = serializers.BooleanField(
+        source="send_pending",
+        read_only=True,
+        help_text="queued, but the broker did not take its message yet: MC sends it as soon as the broker is back",
+    )
 
     class Meta:
         model = StepRun
@@ -77,6 +82,7 @@ class StepOutput(serializers.ModelSerializer):
             "attempts",
             "worker",
             "queued_at",
+            "waiting_to_be_sent",
             "started_at",
             "finished_at",
             "next_attempt_at",

@@ -11,10 +11,10 @@ from typing import Any
 
 from billiard.exceptions import TimeLimitExceeded
 from celery import Task, shared_task
-from django.db import InterfaceError, OperationalError
 
 from executions.services import shards_join, stalled_steps_recover, step_execute, step_hard_timeout
 from executions.services.dispatch import RUN_STEP, Message
+from executions.services.runner import DATABASE_ERRORS, HandedOff, Handoff
 
 
 class StepTask(Task):
@@ -24,8 +24,9 @@ class StepTask(Task):
     reject_on_worker_lost = True
     max_retries = None  # MC counts attempts on the StepRun row
     typing = False
-    # The database or broker went away mid-bookkeeping: try the message again.
-    autoretry_for = (OperationalError, InterfaceError)
+    # The database went away before the claim: nothing ran, try the message again. Once an
+    # attempt is claimed, the runner waits for the database itself and never lets go of it.
+    autoretry_for = DATABASE_ERRORS
     retry_backoff = True
     retry_backoff_max = 30
 
@@ -42,19 +43,41 @@ class StepTask(Task):
             self.app.send_task(RUN_STEP, args=[step_pk], **message.options())
 
 
-@shared_task(base=StepTask, bind=True, name="executions.run_step", ignore_result=True)
-def run_step(self: Task, step_pk: int) -> None:
-    delay = step_execute(int(step_pk), worker=self.request.hostname or "")
+def _handoff(task: Task, step_pk: int) -> Handoff:
+    """Send the rest of this attempt as a new message of this task (same id), with a growing pause."""
+
+    def send(kwargs: dict[str, Any]) -> BaseException:
+        countdown = min(2 ** min(task.request.retries or 0, 5), 30)
+        return task.retry(args=[step_pk], kwargs=kwargs, countdown=countdown, throw=False)
+
+    return send
+
+
+def _run(task: Task, step_pk: int, attempt: int | None, outcome: dict[str, Any] | None) -> None:
+    try:
+        delay = step_execute(
+            step_pk,
+            worker=task.request.hostname or "",
+            attempt=attempt,
+            outcome=outcome,
+            handoff=_handoff(task, step_pk),
+        )
+    except HandedOff as handed:
+        raise handed.retry from None
     if delay is not None:
-        raise self.retry(countdown=delay)
+        raise task.retry(args=[step_pk], kwargs={}, countdown=delay)
+
+
+@shared_task(base=StepTask, bind=True, name="executions.run_step", ignore_result=True)
+def run_step(self: Task, step_pk: int, attempt: int | None = None, outcome: dict[str, Any] | None = None) -> None:
+    """A step: a new attempt, or (``attempt``) one handed on before its package ran or (``outcome``) after."""
+    _run(self, int(step_pk), attempt, outcome)
 
 
 @shared_task(base=StepTask, bind=True, name="executions.run_shard", ignore_result=False)
-def run_shard(self: Task, step_pk: int) -> int:
+def run_shard(self: Task, step_pk: int, attempt: int | None = None, outcome: dict[str, Any] | None = None) -> int:
     """A matrix shard: its (small) return value counts it in the chord; outputs live on the row."""
-    delay = step_execute(int(step_pk), worker=self.request.hostname or "")
-    if delay is not None:
-        raise self.retry(countdown=delay)
+    _run(self, int(step_pk), attempt, outcome)
     return int(step_pk)
 
 
@@ -65,6 +88,6 @@ def join_shards(_results: Any, parent_pk: int | None = None) -> None:
     shards_join(int(pk))
 
 
-@shared_task(name="executions.recover_stalled", ignore_result=True)
-def recover_stalled() -> int:
-    return stalled_steps_recover()
+@shared_task(bind=True, name="executions.recover_stalled", ignore_result=True)
+def recover_stalled(self: Task) -> int:
+    return stalled_steps_recover(observer=self.request.hostname)

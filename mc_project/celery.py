@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_process_init, worker_process_shutdown, worker_shutdown
+from celery.signals import task_prerun, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mc_project.settings")
@@ -52,9 +52,24 @@ def _worker_process_shutdown(pid: int | None = None, **_: object) -> None:
     process_exited(pid or os.getpid())
 
 
+_heartbeat = None
+
+
+@worker_ready.connect
+def _worker_ready(sender: object = None, **_: object) -> None:
+    """Start the worker's heartbeat (executions/heartbeat.py): how MC tells a lost worker from a busy one."""
+    global _heartbeat
+    from executions.heartbeat import Heartbeat
+
+    _heartbeat = Heartbeat(sender)
+    _heartbeat.start()
+
+
 @worker_shutdown.connect
 def _worker_shutdown(**_: object) -> None:
     """The worker's main process exits (it counts too with the solo and threads pools)."""
     from mc_project.metrics import process_exited
 
     process_exited(os.getpid())
+    if _heartbeat is not None:
+        _heartbeat.stop()

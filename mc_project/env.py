@@ -142,6 +142,11 @@ class Environment:
     db_conn_max_age: int
     broker_visibility_timeout: int
     broker_restore_interval: int
+    worker_heartbeat_interval: float
+    worker_lost_after: float
+    recovery_interval: float
+    unseen_after: float
+    record_retry_inline: float
     worker_events: bool
     retry_backoff_base: float
     retry_backoff_factor: float
@@ -242,6 +247,9 @@ class Environment:
             problems.append("MC_RETRY_BACKOFF_BASE must be > 0 and MC_RETRY_BACKOFF_FACTOR >= 1")
         if not 0 <= self.retry_jitter < 1:
             problems.append("MC_RETRY_JITTER must be in [0, 1)")
+        if self.worker_lost_after < 3 * self.worker_heartbeat_interval:
+            # A worker that misses two heartbeats in a row (a slow database) is not lost.
+            problems.append("MC_WORKER_LOST_AFTER must be at least 3 x MC_WORKER_HEARTBEAT_INTERVAL")
         return problems
 
 
@@ -273,6 +281,11 @@ def read_environment() -> Environment:
         db_conn_max_age=env_int("MC_DB_CONN_MAX_AGE", 60),
         broker_visibility_timeout=env_int("MC_BROKER_VISIBILITY_TIMEOUT", 3600),
         broker_restore_interval=env_int("MC_BROKER_RESTORE_INTERVAL", 60),
+        worker_heartbeat_interval=env_seconds("MC_WORKER_HEARTBEAT_INTERVAL", 5.0),
+        worker_lost_after=env_seconds("MC_WORKER_LOST_AFTER", 60.0),
+        recovery_interval=env_seconds("MC_RECOVERY_INTERVAL", 10.0),
+        unseen_after=env_seconds("MC_UNSEEN_AFTER", 20.0),
+        record_retry_inline=env_seconds("MC_RECORD_RETRY_INLINE", 10.0),
         worker_events=env_bool("MC_WORKER_EVENTS", False),
         retry_backoff_base=env_float("MC_RETRY_BACKOFF_BASE", 1.0),
         retry_backoff_factor=env_float("MC_RETRY_BACKOFF_FACTOR", 2.0),

@@ -47,6 +47,12 @@ RECEIPTS_SIGNED = Counter("mc_receipts_signed_total", "Receipts signed into thei
 RECEIPT_VERIFICATIONS = Counter(
     "mc_receipt_verifications_total", "Receipts verified, by result (ok or failed).", ["result"]
 )
+STEPS_RECOVERED = Counter(
+    "mc_steps_recovered_total",
+    "Steps the recovery beat sent again, by why: unsent (the broker had refused), lost (its worker was lost), "
+    "unseen (no worker or queue held its message), joined (a matrix task whose chord was lost).",
+    ["reason"],
+)
 CANARY_ROLLBACKS = Counter(
     "mc_canary_rollbacks_total",
     "Canary releases rolled back, by tenant, workflow and trigger (analysis, webhook or manual).",
@@ -58,6 +64,8 @@ for _result in ("ok", "failed"):
     RECEIPT_VERIFICATIONS.labels(result=_result)
 for _status in ("succeeded", "failed", "cancelled"):
     EXECUTIONS.labels(status=_status)
+for _reason in ("unsent", "lost", "unseen", "joined"):
+    STEPS_RECOVERED.labels(reason=_reason)
 
 _P = ParamSpec("_P")
 

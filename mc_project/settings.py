@@ -246,6 +246,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A send to a broker that is down gives up within about a second: the step stays waiting to
+# be sent (StepRun.send_pending) and the recovery beat sends it once the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # One queue per resource class for steps, one for bookkeeping. Step tasks pick their queue
 # when they are sent; everything else goes to mc.control.
 CELERY_TASK_QUEUES = {
@@ -269,9 +272,10 @@ CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_DB_REUSE_MAX = 1000
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BEAT_SCHEDULE = {
+    # Finds lost work (dead workers, messages a broker lost, sends that failed) and sends it again.
     "executions-recover-stalled": {
         "task": "executions.recover_stalled",
-        "schedule": 60.0,
+        "schedule": ENV.recovery_interval,
         "options": {"queue": "mc.control"},
     },
     "receipts-sign-pending": {
@@ -295,6 +299,14 @@ MC_RETRY_BACKOFF = {
     "jitter": ENV.retry_jitter,
 }
 MC_BROKER_VISIBILITY_TIMEOUT = ENV.broker_visibility_timeout
+# Lost work is found from what MC knows, not from the broker's visibility timeout
+# (docs/reliability.md): each worker writes a heartbeat row; one silent for
+# MC_WORKER_LOST_AFTER is lost, and so are its attempts.
+MC_WORKER_HEARTBEAT_INTERVAL = ENV.worker_heartbeat_interval
+MC_WORKER_LOST_AFTER = ENV.worker_lost_after
+MC_RECOVERY_INTERVAL = ENV.recovery_interval
+MC_UNSEEN_AFTER = ENV.unseen_after
+MC_RECORD_RETRY_INLINE = ENV.record_retry_inline
 MC_STEP_TIMEOUT_GRACE = ENV.step_timeout_grace
 MC_OUTPUT_INLINE_LIMIT = ENV.output_inline_limit
 MC_STEP_LOG_LIMIT = ENV.step_log_limit

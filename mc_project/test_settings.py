@@ -10,6 +10,11 @@ os.environ.setdefault("MC_ENV", "test")
 os.environ.setdefault("MC_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mc")
 os.environ.setdefault("MC_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("MC_RESULT_BACKEND", "redis://127.0.0.1:6379/14")
+# Lost work is found in seconds, not a minute, so recovery tests are quick (docs/reliability.md).
+os.environ.setdefault("MC_WORKER_HEARTBEAT_INTERVAL", "1")
+os.environ.setdefault("MC_WORKER_LOST_AFTER", "5")
+os.environ.setdefault("MC_UNSEEN_AFTER", "3")
+os.environ.setdefault("MC_RECORD_RETRY_INLINE", "3")
 # Keep test files (tokens, keys) apart from the developer's demo under var/.
 os.environ.setdefault("MC_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:

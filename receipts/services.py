@@ -124,11 +124,17 @@ def execution_record_create(execution: Any) -> Receipt | None:
 
 
 def sign_after_commit(receipt: Receipt) -> None:
-    """Send ``receipts.sign`` for ``receipt`` once the transaction that made it commits."""
+    """Send ``receipts.sign`` for ``receipt`` once the transaction that made it commits.
+
+    A broker that refuses is logged, not raised: the receipt is saved, and the
+    ``receipts.sign_pending`` beat signs it once the broker is back.
+    """
     from mc_project.celery import app
 
     receipt_id = str(receipt.pk)
-    transaction.on_commit(lambda: app.send_task(SIGN_TASK, args=[receipt_id], task_id=f"mc-receipt-{receipt_id}"))
+    transaction.on_commit(
+        lambda: app.send_task(SIGN_TASK, args=[receipt_id], task_id=f"mc-receipt-{receipt_id}"), robust=True
+    )
 
 
 def receipt_sign(receipt_id: Any) -> Receipt | None:

@@ -138,6 +138,42 @@ class WorkerProcess:
         return self.process is not None and self.process.poll() is None
 
 
+class BeatProcess:
+    """``celery beat``: sends the periodic tasks (recovery every ``MC_RECOVERY_INTERVAL``) as in production."""
+
+    def __init__(self, log_dir: Path, *, env: Mapping[str, str] | None = None) -> None:
+        self.log_path = log_dir / "beat.log"
+        self.schedule = log_dir / "beat-schedule"
+        self.extra_env = dict(env or {})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BeatProcess:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "mc_project.test_settings",
+            "MC_DATABASE_URL": database_url(),
+            **TEST_WORKER_ENV,
+            **self.extra_env,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "mc_project", "beat", "-s", str(self.schedule), "-l", "INFO"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
 def purge_queues(app: Any, queues: Iterable[str] = QUEUES.split(",")) -> None:
     with app.connection_for_write() as conn:
         channel = conn.default_channel

@@ -9,7 +9,8 @@ from executions.services.create import (
     request_digest,
     version_for_run,
 )
-from executions.services.dispatch import execution_cancel, shards_join, stalled_steps_recover
+from executions.services.dispatch import execution_cancel, shards_join
+from executions.services.recovery import stalled_steps_recover
 from executions.services.runner import step_execute, step_hard_timeout
 
 __all__ = [

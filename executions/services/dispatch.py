@@ -9,10 +9,10 @@ that is not committed.
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from celery import chord, signature
@@ -34,6 +34,8 @@ from executions.models import Execution, StepRun
 from executions.planner import matrix_shards
 from executions.transitions import execution_transition, step_transition, steps_transition
 from mc_project.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
 
 RUN_STEP = "executions.run_step"
 RUN_SHARD = "executions.run_shard"
@@ -70,27 +72,81 @@ def message_for(step: StepRun, countdown: float | None = None) -> Message:
     return Message(step.pk, step.queue, step.timeout_seconds, countdown)
 
 
-def send_steps(messages: Sequence[Message]) -> None:
-    """Send step tasks now (call after commit), sharing one producer connection."""
-    if not messages:
-        return
+def publish_steps(messages: Sequence[Message]) -> list[Message]:
+    """Send step tasks now (call after commit), sharing one producer connection; return those not sent.
+
+    A broker that is down refuses within about a second (``CELERY_TASK_PUBLISH_RETRY_POLICY``).
+    """
     app = celery_app
-    with app.producer_or_acquire() as producer:
-        for message in messages:
-            try:
-                app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
-            except SoftTimeLimitExceeded:  # the sending step's own limit struck: this message still goes
-                app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for message in messages:
+                try:
+                    app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+                except SoftTimeLimitExceeded:  # the sending step's own limit struck: this message still goes
+                    app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+                sent += 1
+    except Exception as exc:  # the broker is down or unreachable: the rest wait to be sent
+        logger.warning("broker refused %d step messages (%s: %s)", len(messages) - sent, type(exc).__name__, exc)
+        return list(messages[sent:])
+    return []
+
+
+def send_steps(messages: Sequence[Message]) -> None:
+    """Send step tasks now (call after commit); those the broker refuses wait to be sent.
+
+    A step whose message could not be sent is marked ``send_pending``: the recovery beat
+    sends it as soon as the broker takes messages again (a transactional outbox). The
+    caller's transaction has committed: nothing that happened is undone.
+    """
+    if messages:
+        _hold_unsent([message.pk for message in publish_steps(messages)])
 
 
 def send_chord(parent_pk: int, shards: Sequence[Message]) -> None:
-    """Run a matrix task's shards as a Celery chord joined by ``join_shards`` on mc.control."""
+    """Run a matrix task's shards as a Celery chord joined by ``join_shards`` on mc.control.
+
+    If the broker refuses, the shards wait to be sent (as ``send_steps``).
+    """
+    try:
+        publish_chord(parent_pk, shards)
+    except Exception as exc:  # the broker is down or unreachable
+        logger.warning("broker refused the shards of step %s (%s: %s)", parent_pk, type(exc).__name__, exc)
+        _hold_unsent([message.pk for message in shards])
+
+
+def publish_chord(parent_pk: int, shards: Sequence[Message]) -> None:
     header = [
         signature(RUN_SHARD, args=[m.pk], options={**m.options(), "ignore_result": False}, app=celery_app)
         for m in shards
     ]
     callback = signature(JOIN_SHARDS, args=[parent_pk], options={"queue": "mc.control"}, app=celery_app)
     chord(header, app=celery_app)(callback)
+
+
+def _hold_unsent(step_pks: list[int]) -> None:
+    """Mark steps whose message was not sent; if the database is down too, recovery finds them unseen."""
+    if not step_pks:
+        return
+    try:
+        StepRun.objects.filter(pk__in=step_pks, status__in=[StepStatus.QUEUED, StepStatus.RETRYING]).update(
+            send_pending=True
+        )
+    except Exception:
+        logger.warning("could not mark %d steps as waiting to be sent", len(step_pks), exc_info=True)
+
+
+def after_commit_robust(action: Callable[[], Any], what: str) -> None:
+    """Run a broker call after commit; if the broker refuses, log it: the recovery beat does it later."""
+
+    def run() -> None:
+        try:
+            action()
+        except Exception as exc:
+            logger.warning("%s postponed: broker unavailable (%s: %s)", what, type(exc).__name__, exc)
+
+    transaction.on_commit(run)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -416,7 +472,9 @@ def shards_join(parent_pk: int) -> None:
 
 def join_if_settled(parent_pk: int) -> None:
     """Join a matrix task without waiting for its chord (used when a shard hit a hard time limit)."""
-    transaction.on_commit(lambda: celery_app.send_task(JOIN_SHARDS, args=[parent_pk], queue="mc.control"))
+    after_commit_robust(
+        lambda: celery_app.send_task(JOIN_SHARDS, args=[parent_pk], queue="mc.control"), f"joining step {parent_pk}"
+    )
 
 
 # --- cancel ---------------------------------------------------------------------------------
@@ -461,7 +519,10 @@ def execution_cancel(*, execution: Execution) -> Execution:
         # Shards are left to finish their chord (a revoked chord member never completes it).
         terminate = [f"mc-step-{pk}" for pk, kind, _ in running if kind == StepKind.STEP]
         if terminate:
-            transaction.on_commit(lambda: celery_app.control.revoke(terminate, terminate=True, signal="SIGTERM"))
+            # If the broker is down, the steps run to their end and their outcomes are dropped (cancelled).
+            after_commit_robust(
+                lambda: celery_app.control.revoke(terminate, terminate=True, signal="SIGTERM"), "terminating steps"
+            )
         _steps_done(execution, cancelled_steps)
     from executions.services.quotas import quota_release
 
@@ -469,41 +530,3 @@ def execution_cancel(*, execution: Execution) -> Execution:
         quota_release(execution.tenant_id, resource_class)  # their slots are free: offer them to the line
     execution.refresh_from_db()
     return execution
-
-
-def stalled_steps_recover() -> int:
-    """Re-deliver steps whose message is gone (broker flushed, worker killed); return how many.
-
-    - queued or retrying longer than the broker's visibility timeout: sent again;
-    - running past its hard time limit by a minute: its worker would have stopped it, so
-      the worker is gone (the embedded filesystem broker never redelivers). Sent again;
-      the claim records the attempt as lost and runs the step anew. A shard cannot rejoin
-      its chord, so it is failed and its matrix task joined;
-    - held for a quota slot while slots are free: offered again (``quota_release_all``).
-    Re-sending keeps the task id; a step that turns out to be alive is protected by its claim.
-    """
-    now = timezone.now()
-    waiting_margin = timedelta(seconds=settings.MC_BROKER_VISIBILITY_TIMEOUT + 60)
-    messages = [
-        message_for(step)
-        for step in StepRun.objects.filter(
-            status__in=[StepStatus.QUEUED, StepStatus.RETRYING],
-            queued_at__lt=now - waiting_margin,
-            quota_held_since__isnull=True,  # a step in a quota's line waits for an offer (below)
-        ).exclude(kind=StepKind.SHARD)
-    ]
-    shards: list[Message] = []
-    running = StepRun.objects.filter(status=StepStatus.RUNNING).exclude(matrix__isnull=False, kind=StepKind.STEP)
-    for step in running.only("id", "kind", "queue", "timeout_seconds", "attempt_started_at"):
-        limit = step.timeout_seconds + settings.MC_STEP_TIMEOUT_GRACE + 60
-        if step.attempt_started_at and step.attempt_started_at < now - timedelta(seconds=limit):
-            (shards if step.kind == StepKind.SHARD else messages).append(message_for(step))
-    send_steps(messages)
-    for shard in shards:
-        from executions.services.runner import step_hard_timeout
-
-        step_hard_timeout(shard.pk, shard.timeout_seconds)
-    from executions.services.quotas import quota_release_all
-
-    offers = quota_release_all()  # should a worker have died between freeing a slot and offering it
-    return len(messages) + len(shards) + offers

@@ -8,18 +8,20 @@ that holds the claim.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from executions.artifacts import ArtifactStore
@@ -37,6 +39,7 @@ from executions.services.dispatch import (
     release_dependents,
     step_finished,
 )
+from executions.services.liveness import liveness_read, same_worker_alive
 from executions.services.quotas import (
     SHARD_POLL_S,
     Gate,
@@ -51,11 +54,18 @@ from executions.services.quotas import (
 from executions.services.steplog import PII, StepLog
 from executions.transitions import step_start_claimed, step_transition, step_transition_claimed
 from mc_project import metrics
-from mc_project.celery import app as celery_app
 from workflows.manifest import canonical_json, sha256_digest
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+# The database went away (restart, failover, network): the work is retried, never dropped.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+# Steps whose attempt this process is running now: a message for one of them that reaches
+# this very process again is a duplicate only if it is listed here (threads and solo pools
+# run several tasks in one process; a prefork pool process runs one at a time).
+_RUNNING: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,45 @@ class StoredOutputs:
     inline: dict[str, Any] | None
     ref: str
     digest: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt computed, kept until it is recorded.
+
+    When the database does not answer for long, the outcome travels on in a message of
+    its own (``as_message``) and is recorded by whichever worker takes it: the package is
+    never run again because the bookkeeping failed.
+    """
+
+    attempt: int
+    succeeded: bool
+    input_digest: str
+    log: str
+    outputs: dict[str, Any] | None = None
+    outputs_ref: str = ""
+    output_digest: str = ""
+    error: dict[str, Any] | None = None
+    retryable: bool = False
+
+    def as_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Outcome:
+        return cls(**data)
+
+
+class HandedOff(Exception):
+    """The rest of the attempt went on in a new message (``retry``, for the task to raise)."""
+
+    def __init__(self, retry: BaseException) -> None:
+        super().__init__("handed off")
+        self.retry = retry
+
+
+Handoff = Callable[[dict[str, Any]], BaseException]
+"""Sends the rest of an attempt as a new message with these keyword arguments; raises if the broker refuses."""
 
 
 def _now_iso() -> str:
@@ -106,7 +155,7 @@ def step_claim(step_pk: int, *, worker: str) -> Claim | None:
         attempts = list(step.attempts)
         lost = step.lost_attempts
         if step.status == StepStatus.RUNNING:
-            if _attempt_alive(step):
+            if _attempt_alive(step, observer=worker):
                 return None  # a duplicate delivery (e.g. a visibility timeout shorter than the step)
             # Delivered again while marked running: the worker of the last attempt was lost.
             attempts.append(_attempt_record(step, "lost"))
@@ -187,24 +236,24 @@ def _attempt_record(step: StepRun, outcome: str, error: dict[str, Any] | None = 
     return record
 
 
-def _attempt_alive(step: StepRun) -> bool:
-    """Whether the step's last attempt is still running on its worker (asked over the broker).
+def _attempt_alive(step: StepRun, *, observer: str) -> bool:
+    """Whether the step's last attempt still runs, judged on evidence (docs/reliability.md).
 
-    Only within the attempt's hard time limit: past it, the worker would have stopped it.
-    The worker answers with its active tasks; the redelivered message has the same task id,
-    so the attempt is recognised by its pool process id. No answer means the worker is gone.
+    Past its hard time limit it does not: the worker would have stopped it. On this very
+    process, only if this process runs it now; on another pool process of this worker, if
+    that process lives; on another worker, if that worker's heartbeats say so
+    (``liveness.Liveness.holds``). A message that finds a live attempt is a duplicate.
     """
     started = step.attempt_started_at
     limit = step.timeout_seconds + settings.MC_STEP_TIMEOUT_GRACE
     if not step.worker or started is None or timezone.now() - started > timedelta(seconds=limit):
         return False
-    try:
-        replies = celery_app.control.inspect(destination=[step.worker], timeout=1.0).active() or {}
-    except Exception:  # a broker hiccup must not stop recovery
-        logger.warning("could not ask %s about step %s", step.worker, step.pk, exc_info=True)
-        return False
-    active = replies.get(step.worker, [])
-    return any(task.get("id") == step.task_id and task.get("worker_pid") == step.worker_pid for task in active)
+    if step.worker == observer:
+        if step.worker_pid == os.getpid():
+            return step.pk in _RUNNING
+        if not same_worker_alive(step.worker_pid):
+            return False  # its pool process died (killed, out of memory)
+    return liveness_read(observer=observer).holds(step)
 
 
 def _wait_for_shard_slot(step_pk: int) -> None:
@@ -258,9 +307,9 @@ def _attempt_closed(step: StepRun, outcome: str, error: dict[str, Any] | None = 
     return [*step.attempts, _attempt_record(step, outcome, error)]
 
 
-def _log_append(step: StepRun, attempt: int, worker: str, log: StepLog) -> str:
+def _log_append(step: StepRun, attempt: int, worker: str, log: str) -> str:
     header = f"--- attempt {attempt} on {worker} ---"
-    text = "\n".join(part for part in (step.log, header, log.text()) if part)
+    text = "\n".join(part for part in (step.log, header, log) if part)
     limit = settings.MC_STEP_LOG_LIMIT
     return text if len(text) <= limit else "[earlier log truncated]\n" + text[-limit:]
 
@@ -275,30 +324,29 @@ RETURNING status, steps_remaining
 """
 
 
-def step_succeed(claim: Claim, *, outputs: dict[str, Any], input_digest: str, log: StepLog) -> bool:
+def step_succeed(step: StepRun, outcome: Outcome) -> bool:
     """Record a successful attempt and release what depends on it; False if the claim was lost.
 
-    A plain step (the hot path) takes one transaction of a few statements: count it done
-    on the execution row (which locks it, first), record it if this attempt still holds
-    the claim, release its dependents, and settle the execution if it was the last.
+    ``step`` is the row as the attempt claimed it. A plain step (the hot path) takes one
+    transaction of a few statements: count it done on the execution row (which locks it,
+    first), record it if this attempt still holds the claim, release its dependents, and
+    settle the execution if it was the last.
     """
-    step = claim.step
-    stored = outputs_store(outputs)
     fields = {
         "finished_at": timezone.now(),
-        "outputs": stored.inline,
-        "outputs_ref": stored.ref,
-        "output_digest": stored.digest,
-        "input_digest": input_digest,
+        "outputs": outcome.outputs,
+        "outputs_ref": outcome.outputs_ref,
+        "output_digest": outcome.output_digest,
+        "input_digest": outcome.input_digest,
         "error": None,
         "attempts": _attempt_closed(step, "succeeded"),
-        "log": _log_append(step, claim.attempt, step.worker, log),
+        "log": _log_append(step, outcome.attempt, step.worker, outcome.log),
     }
     with transaction.atomic():
         if step.kind != StepKind.STEP:
             execution = lock_execution(step.execution_id)
             locked = lock_step(step.pk)
-            if not _holds_claim(locked, claim.attempt):
+            if not _holds_claim(locked, outcome.attempt):
                 return False
             step_transition(locked, StepStatus.SUCCEEDED, **fields)
             step_finished(execution, locked)
@@ -307,7 +355,7 @@ def step_succeed(claim: Claim, *, outputs: dict[str, Any], input_digest: str, lo
         with connection.cursor() as cursor:
             cursor.execute(_DECREMENT_SQL, [execution_id])
             status, remaining = cursor.fetchone()
-        if not step_transition_claimed(step.pk, claim.attempt, StepStatus.RUNNING, StepStatus.SUCCEEDED, **fields):
+        if not step_transition_claimed(step.pk, outcome.attempt, StepStatus.RUNNING, StepStatus.SUCCEEDED, **fields):
             transaction.set_rollback(True)  # the claim was lost (cancelled, or redelivered elsewhere)
             return False
         execution = Execution(pk=step.execution_id, status=status)
@@ -319,7 +367,7 @@ def step_succeed(claim: Claim, *, outputs: dict[str, Any], input_digest: str, lo
 
 
 def step_attempt_failed(
-    claim_step_pk: int, attempt: int, *, error: dict[str, Any], retryable: bool, input_digest: str, log: StepLog
+    claim_step_pk: int, attempt: int, *, error: dict[str, Any], retryable: bool, input_digest: str, log: str
 ) -> float | None:
     """Record a failed attempt. Returns the backoff delay when another attempt is due, else None."""
     with transaction.atomic():
@@ -415,10 +463,51 @@ def _failure(exc: BaseException, timeout: int) -> tuple[dict[str, Any], bool]:
     return crash_error(exc), True
 
 
-def step_execute(step_pk: int, *, worker: str) -> float | None:
-    """Run one attempt of a step. Returns the delay before the next attempt, or None when done."""
+def step_outcome_record(step: StepRun, outcome: Outcome) -> float | None:
+    """Record what an attempt computed; the delay before the next attempt, or None."""
+    if outcome.succeeded:
+        step_succeed(step, outcome)
+        return None
+    return step_attempt_failed(
+        step.pk,
+        outcome.attempt,
+        error=outcome.error or {},
+        retryable=outcome.retryable,
+        input_digest=outcome.input_digest,
+        log=outcome.log,
+    )
+
+
+def step_execute(
+    step_pk: int,
+    *,
+    worker: str,
+    attempt: int | None = None,
+    outcome: dict[str, Any] | None = None,
+    handoff: Handoff | None = None,
+) -> float | None:
+    """Run one attempt of a step. Returns the delay before the next attempt, or None when done.
+
+    A message carries only the step, or (when an attempt was handed on because the
+    database did not answer) the attempt it continues and, once the package has run, its
+    outcome to record. Raises HandedOff when this attempt goes on in a new message.
+    """
+    if outcome is not None:
+        recorded = Outcome.from_message(outcome)
+        step = StepRun.objects.filter(pk=step_pk).first()
+        if step is None or not _holds_claim(step, recorded.attempt):
+            return None  # recorded already, or cancelled meanwhile
+        delay = _until_recorded(
+            step_outcome_record,
+            step,
+            recorded,
+            handoff=handoff,
+            resume=lambda: {"attempt": recorded.attempt, "outcome": outcome},
+        )
+        quota_slot_freed(step)
+        return delay
     try:
-        claim = step_claim(step_pk, worker=worker)
+        claim = step_claim(step_pk, worker=worker) if attempt is None else step_resume(step_pk, attempt, worker=worker)
     except Throttled:
         return Throttled.delay
     except QuotaHeld as held:
@@ -426,21 +515,40 @@ def step_execute(step_pk: int, *, worker: str) -> float | None:
     if claim is None:
         return None
     metrics.root_step_started(claim.step)
+    _RUNNING.add(step_pk)
+    handed_off = False
     try:
-        return _attempt_run(claim)
+        return _attempt_run(claim, handoff)
+    except HandedOff:
+        handed_off = True
+        raise
     finally:
+        _RUNNING.discard(step_pk)
         metrics.step_attempt_ended(claim.step)
-        quota_slot_freed(claim.step, claim.tenant_id)
+        if not handed_off:
+            quota_slot_freed(claim.step, claim.tenant_id)
 
 
-def _attempt_run(claim: Claim) -> float | None:
+def step_resume(step_pk: int, attempt: int, *, worker: str) -> Claim | None:
+    """Go on with attempt ``attempt`` (handed on before its package ran) on this worker; None if it moved on."""
+    moved = StepRun.objects.filter(pk=step_pk, status=StepStatus.RUNNING, attempt=attempt).update(
+        worker=worker, worker_pid=os.getpid()
+    )
+    if not moved:
+        return None
+    step = StepRun.objects.get(pk=step_pk)
+    return Claim(step=step, attempt=attempt)
+
+
+def _attempt_run(claim: Claim, handoff: Handoff | None) -> float | None:
     """Run the package of a claimed attempt and record its outcome; the delay before a retry, or None."""
     step = claim.step
     log = StepLog(settings.MC_STEP_LOG_LIMIT)
     input_digest = ""
     pii = PII in step.data_classes
     try:
-        with_ = _render(step, log)
+        # Reading the inputs and upstream outputs needs the database: wait for it, the package has not run.
+        with_ = _until_recorded(_render, step, log, handoff=handoff, resume=lambda: {"attempt": claim.attempt})
         if pii:
             log.redact_rendered(step.with_template, with_)
         input_digest = sha256_digest(canonical_json(with_))
@@ -466,48 +574,92 @@ def _attempt_run(claim: Claim) -> float | None:
             raise StepFailed(f"{step.uses} returned {type(outputs).__name__}, not an object", retryable=False)
         if pii:
             log.redact(outputs)
+        outcome = _succeeded(claim.attempt, outputs, input_digest, log)
+    except HandedOff:
+        raise
     except Exception as exc:
-        error, retryable = _failure(exc, step.timeout_seconds)
-        for key in ("message", "traceback"):  # an error may quote the pii it choked on
-            if isinstance(error.get(key), str):
-                error[key] = log.scrub(error[key])
-        return _uninterrupted(
-            step_attempt_failed,
-            step.pk,
-            claim.attempt,
-            error=error,
-            retryable=retryable,
-            input_digest=input_digest,
-            log=log,
-        )
+        outcome = _failed(claim.attempt, exc, step.timeout_seconds, input_digest, log)
+    return _until_recorded(
+        step_outcome_record,
+        step,
+        outcome,
+        handoff=handoff,
+        resume=lambda: {"attempt": claim.attempt, "outcome": outcome.as_message()},
+    )
+
+
+def _succeeded(attempt: int, outputs: dict[str, Any], input_digest: str, log: StepLog) -> Outcome:
+    """The outcome of a package that returned ``outputs``, stored (a failure if they cannot be)."""
     try:
-        _uninterrupted(step_succeed, claim, outputs=outputs, input_digest=input_digest, log=log)
+        stored = outputs_store(outputs)
     except (TypeError, ValueError) as exc:  # outputs that are not plain JSON
         error = {"code": "invalid_outputs", "message": f"outputs are not JSON: {exc}", "retryable": False}
-        return _uninterrupted(
-            step_attempt_failed,
-            step.pk,
-            claim.attempt,
-            error=error,
-            retryable=False,
-            input_digest=input_digest,
-            log=log,
-        )
-    return None
+        return Outcome(attempt, False, input_digest, log.text(), error=error, retryable=False)
+    except Exception as exc:  # the artifact store failed: another attempt may store them
+        return Outcome(attempt, False, input_digest, log.text(), error=crash_error(exc), retryable=True)
+    return Outcome(
+        attempt,
+        True,
+        input_digest,
+        log.text(),
+        outputs=stored.inline,
+        outputs_ref=stored.ref,
+        output_digest=stored.digest,
+    )
 
 
-def _uninterrupted(record: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Run a recording service; if the soft time limit strikes in the middle, run it again.
+def _failed(attempt: int, exc: BaseException, timeout: int, input_digest: str, log: StepLog) -> Outcome:
+    error, retryable = _failure(exc, timeout)
+    for key in ("message", "traceback"):  # an error may quote the pii it choked on
+        if isinstance(error.get(key), str):
+            error[key] = log.scrub(error[key])
+    return Outcome(attempt, False, input_digest, log.text(), error=error, retryable=retryable)
 
-    The package may finish just as its soft limit fires (a package that enforces its own
-    timeout does exactly that). The limit fires once per attempt and the interrupted
-    transaction was rolled back, so running the recording again completes it.
+
+def _until_recorded(
+    work: Callable[..., _T], *args: Any, handoff: Handoff | None, resume: Callable[[], dict[str, Any]]
+) -> _T:
+    """Run ``work`` (bookkeeping) until the database answers; the attempt's own result is never dropped.
+
+    - The database went away: try again with a growing pause. After
+      ``MC_RECORD_RETRY_INLINE`` seconds (or when the soft time limit strikes) the rest of
+      the attempt goes on in a new message carrying ``resume()`` (HandedOff), which frees this
+      worker and survives its loss; while the broker refuses that too, keep trying here.
+    - The soft time limit struck in the middle (the package finished just as it fired):
+      the interrupted transaction was rolled back, so run it again. The limit fires once
+      per attempt.
     """
-    try:
-        return record(*args, **kwargs)
-    except SoftTimeLimitExceeded:
-        logger.info("soft time limit struck while recording a step; recording again")
-        return record(*args, **kwargs)
+    started = time.monotonic()
+    pause = 0.2
+    urgent = False
+    while True:
+        try:
+            return work(*args)
+        except SoftTimeLimitExceeded:
+            logger.info("soft time limit struck during bookkeeping; doing it again")
+            urgent = True
+            continue
+        except DATABASE_ERRORS as exc:
+            logger.warning("database unavailable during bookkeeping (%s); trying again", type(exc).__name__)
+            _drop_broken_connection()
+        if handoff is not None and (urgent or time.monotonic() - started >= settings.MC_RECORD_RETRY_INLINE):
+            try:
+                raise HandedOff(handoff(resume()))
+            except HandedOff:
+                raise
+            except Exception:
+                logger.warning("could not hand the attempt on (broker unavailable); keeping it here", exc_info=True)
+        try:
+            time.sleep(pause)
+        except SoftTimeLimitExceeded:
+            urgent = True
+        pause = min(pause * 2, 5.0)
+
+
+def _drop_broken_connection() -> None:
+    """Close the connection that failed (and leave any atomic block's state alone)."""
+    with contextlib.suppress(*DATABASE_ERRORS):
+        connection.close()
 
 
 def step_hard_timeout(step_pk: int, timeout: int) -> float | None:
@@ -524,7 +676,7 @@ def step_hard_timeout(step_pk: int, timeout: int) -> float | None:
         error=error,
         retryable=retryable,
         input_digest=step.input_digest,
-        log=StepLog(settings.MC_STEP_LOG_LIMIT),
+        log="",
     )
     if step.kind == StepKind.SHARD and step.parent_id is not None:
         with transaction.atomic():

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,23 +61,6 @@ def test_killing_the_pool_process_mid_step_redelivers_it(
     for pid in worker.pool_pids():
         os.kill(pid, signal.SIGKILL)
     _assert_recovered(execution)
-
-
-def test_killing_the_whole_worker_mid_step_redelivers_it_to_the_next_worker(
-    worker: WorkerProcess, publish: Any, tenant: Any, runner_user: Any, worker_log_dir: Path
-) -> None:
-    execution = _start(publish, tenant, runner_user)
-    worker.kill()  # SIGKILL to the main process and its pool: no ack, no goodbye
-    # A new worker that sweeps unacknowledged messages older than 4 s (longer than the step).
-    rescuer = WorkerProcess(
-        worker_log_dir,
-        name="mc-rescuer",
-        env={"MC_BROKER_VISIBILITY_TIMEOUT": "4", "MC_BROKER_RESTORE_INTERVAL": "1", "MC_RETRY_BACKOFF_CAP": "1"},
-    ).start()
-    try:
-        _assert_recovered(execution)
-    finally:
-        rescuer.stop()
 
 
 def test_a_duplicate_delivery_of_a_running_step_is_dropped(

@@ -26,7 +26,7 @@ from mc_project.tests.test_metrics import decisions, scrape
 from policy.choices import DecisionResult, DecisionStage, PolicyMode
 from policy.dispatch import quota_rules_forget
 from policy.models import PolicyDecision, TenantPolicy
-from tests.workers import WorkerProcess, wait_until
+from tests.workers import BeatProcess, WorkerProcess, wait_until
 
 
 def _sleepers(name: str, count: int, seconds: float) -> dict[str, Any]:
@@ -162,15 +162,13 @@ def test_a_killed_worker_does_not_leak_its_slots_and_the_next_worker_serves_the_
     wait_until(lambda: running.count() == 2, message="two steps to run")
     wait_until(lambda: len(_dispatch_denials(execution)) == 3, message="three steps to be held")
     doomed.kill()
-    rescuer = WorkerProcess(
-        worker_log_dir,
-        name="mc-quota-rescuer",
-        concurrency=3,
-        env={"MC_BROKER_VISIBILITY_TIMEOUT": "3", "MC_BROKER_RESTORE_INTERVAL": "1", "MC_RETRY_BACKOFF_CAP": "1"},
-    ).start()
+    # The doomed worker's heartbeat stops: the recovery beat finds its attempts lost.
+    rescuer = WorkerProcess(worker_log_dir, name="mc-quota-rescuer", concurrency=3).start()
+    beat = BeatProcess(worker_log_dir, env={"MC_RECOVERY_INTERVAL": "1"}).start()
     try:
         execution = wait_finished(execution, timeout=60)
     finally:
+        beat.stop()
         rescuer.stop()
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error
     assert sum(1 for step in steps_by_id(execution).values() if step.lost_attempts) == 2

@@ -1,0 +1,132 @@
+"""The recovery beat's verdicts, one by one: what it sends again and what it leaves alone.
+
+No worker runs here (the shared one is stopped): rows and heartbeats are set up as a fault
+left them, the real Redis queues say which messages wait, and the test reads what was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from executions.choices import StepStatus
+from executions.models import StepRun, WorkerHeartbeat
+from executions.services import execution_create, stalled_steps_recover
+from executions.services.recovery import broker_waiting
+from executions.tests.conftest import workflow_doc
+from mc_project.celery import app
+from tests.workers import WorkerProcess, purge_queues
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+LOST_AFTER = timedelta(seconds=settings.MC_WORKER_LOST_AFTER)
+
+
+@pytest.fixture
+def quiet(session_worker: WorkerProcess) -> Iterator[None]:
+    """No worker takes messages, and the queues start empty."""
+    session_worker.stop()
+    purge_queues(app)
+    yield
+    purge_queues(app)
+
+
+@pytest.fixture
+def step(quiet: None, publish: Any, tenant: Any, runner_user: Any) -> StepRun:
+    version = publish(workflow_doc("recover", [{"id": "only", "uses": "pkg:mc/echo@1", "with": {"message": 1}}]))
+    execution, _ = execution_create(tenant=tenant, actor=runner_user, workflow=version.workflow)
+    return StepRun.objects.get(execution=execution)
+
+
+def _beat(
+    hostname: str, *, silent: float, active: Sequence[list[Any]] = (), held: Sequence[str] = (), up: float = 600
+) -> None:
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname,
+        defaults={
+            "pid": 1,
+            "queues": ["mc.small"],
+            "pool_pids": [2],
+            "active": list(active),
+            "held": list(held),
+            "started_at": now - timedelta(seconds=up),
+            "up_since": now - timedelta(seconds=up),
+            "seen_at": now - timedelta(seconds=silent),
+        },
+    )
+
+
+def _running_on(step: StepRun, worker: str, *, started: float = 30) -> None:
+    purge_queues(app)  # its message was taken by that worker
+    StepRun.objects.filter(pk=step.pk).update(
+        status=StepStatus.RUNNING,
+        attempt=1,
+        worker=worker,
+        worker_pid=2,
+        attempt_started_at=timezone.now() - timedelta(seconds=started),
+    )
+
+
+def test_a_running_step_of_a_silent_worker_is_sent_again(step: StepRun) -> None:
+    _running_on(step, "gone@host")
+    _beat("gone@host", silent=LOST_AFTER.total_seconds() + 1)
+    assert stalled_steps_recover() == 1
+    assert step.task_id in broker_waiting(["mc.small"])  # type: ignore[operator]
+
+
+def test_a_running_step_its_live_worker_lists_is_left_alone(step: StepRun) -> None:
+    _running_on(step, "busy@host")
+    _beat("busy@host", silent=0.5, active=[[step.task_id, 2]], held=[step.task_id])
+    assert stalled_steps_recover() == 0
+    assert step.task_id not in broker_waiting(["mc.small"])  # type: ignore[operator]
+
+
+def test_a_running_step_its_live_worker_no_longer_lists_is_sent_again(step: StepRun) -> None:
+    """The attempt ended without a record (its process survived): the worker is alive, the attempt is not."""
+    _running_on(step, "busy@host")
+    _beat("busy@host", silent=0.5, active=[], held=[])
+    assert stalled_steps_recover() == 1
+
+
+def test_no_verdict_from_an_observer_that_has_not_watched_long_enough(step: StepRun) -> None:
+    """After a database outage every heartbeat is old: the sweeper waits until workers could report again."""
+    _running_on(step, "gone@host")
+    _beat("gone@host", silent=LOST_AFTER.total_seconds() + 30)
+    _beat("control@host", silent=0.2, up=1)  # the observer itself just started beating again
+    assert stalled_steps_recover(observer="control@host") == 0
+    _beat("control@host", silent=0.2, up=LOST_AFTER.total_seconds() + 1)
+    assert stalled_steps_recover(observer="control@host") == 1
+
+
+def test_a_queued_step_whose_message_is_gone_is_sent_again_and_one_that_waits_is_not(step: StepRun) -> None:
+    long_ago = timezone.now() - timedelta(seconds=settings.MC_UNSEEN_AFTER + 1)
+    StepRun.objects.filter(pk=step.pk).update(queued_at=long_ago)
+    assert step.task_id in broker_waiting(["mc.small"])  # type: ignore[operator]
+    assert stalled_steps_recover() == 0  # its message waits in the queue
+    purge_queues(app)  # a broker restarted without persistence
+    assert stalled_steps_recover() == 1
+    assert step.task_id in broker_waiting(["mc.small"])  # type: ignore[operator]
+
+
+def test_a_queued_step_a_live_worker_holds_is_not_sent_again(step: StepRun) -> None:
+    StepRun.objects.filter(pk=step.pk).update(queued_at=timezone.now() - timedelta(minutes=5))
+    purge_queues(app)  # a worker took it (prefetched, or a retry with a countdown)
+    _beat("holder@host", silent=0.5, held=[step.task_id])
+    assert stalled_steps_recover() == 0
+    _beat("holder@host", silent=LOST_AFTER.total_seconds() + 1, held=[step.task_id])  # ...and died with it
+    assert stalled_steps_recover() == 1
+
+
+def test_a_step_waiting_to_be_sent_is_sent_and_unmarked(step: StepRun) -> None:
+    purge_queues(app)
+    StepRun.objects.filter(pk=step.pk).update(send_pending=True)
+    assert stalled_steps_recover() == 1
+    step.refresh_from_db()
+    assert not step.send_pending
+    assert step.task_id in broker_waiting(["mc.small"])  # type: ignore[operator]
