@@ -139,6 +139,9 @@ class StepRun(models.Model):
     quota_released_at = models.DateTimeField(
         null=True, blank=True, help_text="a freed slot was offered to this held step (message sent) at"
     )
+    priority = models.PositiveSmallIntegerField(
+        default=0, help_text="broker priority, 0 first: 0 on the run's critical path, 3 with slack (raised by aging)"
+    )
     send_pending = models.BooleanField(
         default=False, help_text="waiting to be sent: the broker did not take its message; the recovery beat sends it"
     )

@@ -31,6 +31,7 @@ __all__ = [
     "matrix_shards",
     "plan_build",
     "queue_for",
+    "step_priorities",
     "topological_order",
     "transitive_needs",
 ]
@@ -39,6 +40,9 @@ __all__ = [
 DEFAULT_RESOURCE_CLASS = "small"
 DEFAULT_RETRIES = 0
 DEFAULT_TIMEOUT_SECONDS = 3600
+#: Broker priorities of steps (Redis: 0 is taken first; docs/adr/ADR-0011-critical-path-first.md).
+CRITICAL_PRIORITY = 0
+SLACK_PRIORITY = 3
 
 
 def queue_for(resource_class: str) -> str:
@@ -208,3 +212,33 @@ def plan_build(doc: dict[str, Any], *, registry: PackageRegistry | None = None) 
         side_effects=[step.id for step in steps if step.side_effects],
         data_classes=sorted({data_class for step in steps for data_class in step.data_classes}),
     )
+
+
+def step_priorities(plan: dict[str, Any]) -> dict[str, int]:
+    """Each step's broker priority from a plan's JSON form: critical steps go first.
+
+    A step with no slack (on a longest path of the run: delaying it delays the run) gets
+    ``CRITICAL_PRIORITY``; any other gets ``SLACK_PRIORITY``. Slack is the run's estimated
+    length minus the longest path through the step. ``steps`` are in stage order, so a
+    step's needs come before it.
+    """
+    steps = plan.get("steps") or []
+    wall: dict[str, float] = {}
+    head: dict[str, float] = {}
+    for step in steps:
+        max_parallel = step.get("max_parallel")
+        waves = math.ceil(step.get("shards", 1) / max_parallel) if max_parallel else 1
+        wall[step["id"]] = float(step.get("estimated_seconds") or 0.0) * waves
+        head[step["id"]] = wall[step["id"]] + max((head[need] for need in step.get("needs", ())), default=0.0)
+    tail = dict(wall)
+    for step in reversed(steps):
+        for need in step.get("needs", ()):
+            tail[need] = max(tail[need], wall[need] + tail[step["id"]])
+    total = max(head.values(), default=0.0)
+    tolerance = 1e-9 * max(total, 1.0)
+    return {
+        step_id: CRITICAL_PRIORITY
+        if total - (head[step_id] + tail[step_id] - wall[step_id]) <= tolerance
+        else SLACK_PRIORITY
+        for step_id in wall
+    }

@@ -147,6 +147,7 @@ class Environment:
     recovery_interval: float
     unseen_after: float
     record_retry_inline: float
+    priority_aging: float
     worker_events: bool
     retry_backoff_base: float
     retry_backoff_factor: float
@@ -286,6 +287,7 @@ def read_environment() -> Environment:
         recovery_interval=env_seconds("MC_RECOVERY_INTERVAL", 10.0),
         unseen_after=env_seconds("MC_UNSEEN_AFTER", 20.0),
         record_retry_inline=env_seconds("MC_RECORD_RETRY_INLINE", 10.0),
+        priority_aging=env_seconds("MC_PRIORITY_AGING", 30.0),
         worker_events=env_bool("MC_WORKER_EVENTS", False),
         retry_backoff_base=env_float("MC_RETRY_BACKOFF_BASE", 1.0),
         retry_backoff_factor=env_float("MC_RETRY_BACKOFF_FACTOR", 2.0),

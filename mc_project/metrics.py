@@ -50,7 +50,8 @@ RECEIPT_VERIFICATIONS = Counter(
 STEPS_RECOVERED = Counter(
     "mc_steps_recovered_total",
     "Steps the recovery beat sent again, by why: unsent (the broker had refused), lost (its worker was lost), "
-    "unseen (no worker or queue held its message), joined (a matrix task whose chord was lost).",
+    "unseen (no worker or queue held its message), joined (a matrix task whose chord was lost), "
+    "aged (waited too long behind critical steps: sent again at the top).",
     ["reason"],
 )
 CANARY_ROLLBACKS = Counter(
@@ -64,7 +65,7 @@ for _result in ("ok", "failed"):
     RECEIPT_VERIFICATIONS.labels(result=_result)
 for _status in ("succeeded", "failed", "cancelled"):
     EXECUTIONS.labels(status=_status)
-for _reason in ("unsent", "lost", "unseen", "joined"):
+for _reason in ("unsent", "lost", "unseen", "joined", "aged"):
     STEPS_RECOVERED.labels(reason=_reason)
 
 _P = ParamSpec("_P")

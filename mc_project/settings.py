@@ -316,6 +316,9 @@ MC_WORKER_LOST_AFTER = ENV.worker_lost_after
 MC_RECOVERY_INTERVAL = ENV.recovery_interval
 MC_UNSEEN_AFTER = ENV.unseen_after
 MC_RECORD_RETRY_INLINE = ENV.record_retry_inline
+# Steps off their run's critical path are sent at a lower broker priority; one that has
+# waited this long is sent again at the top, so no run starves behind others' critical steps.
+MC_PRIORITY_AGING = ENV.priority_aging
 MC_STEP_TIMEOUT_GRACE = ENV.step_timeout_grace
 MC_OUTPUT_INLINE_LIMIT = ENV.output_inline_limit
 MC_STEP_LOG_LIMIT = ENV.step_log_limit

@@ -27,7 +27,7 @@ from executions.choices import (
 )
 from executions.expressions import merge_shard_outputs
 from executions.models import Execution, StepRun
-from executions.planner import matrix_shards
+from executions.planner import matrix_shards, step_priorities
 from executions.services.messages import Message, after_commit_robust, message_for, send_chord, send_steps
 from executions.services.outputs import outputs_load, outputs_store
 from executions.services.quotas import quota_release
@@ -86,6 +86,7 @@ def _queue_matrix(execution: Execution, parent: StepRun, now: Any) -> None:
             matrix=values,
             max_parallel=parent.max_parallel,
             sequence=parent.sequence,
+            priority=parent.priority,
             uses=parent.uses,
             with_template=parent.with_template,
             needs=parent.needs,
@@ -113,6 +114,7 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
             dependents[need].append(task["id"])
     # The plan knows each step's data classes (the task's and its package's).
     classes = {step["id"]: step.get("data_classes", []) for step in (execution.plan or {}).get("steps", [])}
+    priorities = step_priorities(execution.plan or {})
     rows = []
     for sequence, task in enumerate(tasks):
         resource_class = task.get("resource_class", "small")
@@ -136,6 +138,7 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
                 max_attempts=task.get("retries", 0) + 1,
                 needs_pending=len(task.get("needs", [])),
                 data_classes=classes.get(task["id"], task.get("data_classes", [])),
+                priority=priorities.get(task["id"], 0),
             )
         )
     steps = StepRun.objects.bulk_create(rows)
@@ -192,7 +195,7 @@ SET needs_pending = needs_pending - 1,
     status = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE status END,
     queued_at = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE queued_at END
 WHERE execution_id = %s AND kind = %s AND step_id IN ({placeholders})
-RETURNING id, needs_pending, status, matrix IS NOT NULL, queue, timeout_seconds, sequence
+RETURNING id, needs_pending, status, matrix IS NOT NULL, queue, timeout_seconds, sequence, priority
 """
 
 
@@ -211,9 +214,13 @@ def release_dependents(execution: Execution, step: StepRun) -> None:
     sql = _RELEASE_SQL.format(placeholders=", ".join(["%s"] * len(step.dependents)))
     with connection.cursor() as cursor:
         cursor.execute(sql, [pending, queued, pending, now, execution_id, StepKind.STEP, *step.dependents])
-        rows = sorted(cursor.fetchall(), key=lambda row: row[6])
+        rows = sorted(cursor.fetchall(), key=lambda row: (row[7], row[6]))  # critical first, then manifest order
     released = [row for row in rows if row[1] == 0]
-    messages = [Message(pk, queue, timeout) for pk, _, status, _, queue, timeout, _ in released if status == queued]
+    messages = [
+        Message(pk, queue, timeout, priority=priority)
+        for pk, _, status, _, queue, timeout, _, priority in released
+        if status == queued
+    ]
     if messages:
         transaction.on_commit(lambda: send_steps(messages))
     matrix = [pk for pk, _, status, is_matrix, *_ in released if is_matrix and status == pending]

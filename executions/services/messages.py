@@ -36,6 +36,7 @@ class Message:
     queue: str
     timeout_seconds: int
     countdown: float | None = None
+    priority: int = 0
 
     @property
     def task_id(self) -> str:
@@ -51,11 +52,13 @@ class Message:
         }
         if self.countdown:
             options["countdown"] = self.countdown
+        if self.priority:
+            options["priority"] = self.priority
         return options
 
 
 def message_for(step: StepRun, countdown: float | None = None) -> Message:
-    return Message(step.pk, step.queue, step.timeout_seconds, countdown)
+    return Message(step.pk, step.queue, step.timeout_seconds, countdown, step.priority)
 
 
 def publish_steps(messages: Sequence[Message]) -> list[Message]:

@@ -190,7 +190,7 @@ def quota_release(tenant_id: Any, resource_class: str) -> int:
             line = line[: max(free, 0)]
         offered = [
             step
-            for step in line.only("pk", "kind", "queue", "timeout_seconds", "quota_released_at")
+            for step in line.only("pk", "kind", "queue", "timeout_seconds", "priority", "quota_released_at")
             if step.kind != StepKind.SHARD
             and (step.quota_released_at is None or step.quota_released_at < now - OFFER_TIMEOUT)
         ]

@@ -11,7 +11,8 @@ whatever the broker's visibility timeout (docs/reliability.md):
   ``MC_UNSEEN_AFTER`` (a broker restarted without persistence, a worker killed with
   messages prefetched). Sent again;
 - matrix tasks whose shards all finished but whose chord never joined: joined;
-- steps held for a quota slot while slots are free: offered again.
+- steps held for a quota slot while slots are free: offered again;
+- steps waiting at a lower priority for ``MC_PRIORITY_AGING``: sent again at the top.
 
 Sending again is always safe: the claim on the row lets one attempt run, and a message
 that finds its attempt alive is dropped.
@@ -31,6 +32,7 @@ from django.utils import timezone
 
 from executions.choices import STEP_TERMINAL, StepKind, StepStatus
 from executions.models import StepRun
+from executions.planner import CRITICAL_PRIORITY
 from executions.services.dispatch import shards_join
 from executions.services.liveness import Liveness, liveness_read
 from executions.services.messages import Message, message_for, publish_chord, publish_steps
@@ -53,6 +55,7 @@ _FIELDS = (
     "attempt_started_at",
     "queued_at",
     "next_attempt_at",
+    "priority",
 )
 
 
@@ -66,6 +69,7 @@ def stalled_steps_recover(*, observer: str | None = None) -> int:
     done = _unsent_send()
     done += _lost_attempts_send(live)
     done += _unseen_send(live)
+    done += _aged_promote(live)
     done += _settled_matrix_join()
     done += quota_release_all()  # should a worker have died between freeing a slot and offering it
     return done
@@ -147,6 +151,34 @@ def _unseen_send(live: Liveness) -> int:
     if sent:
         logger.warning("sent %d queued steps again that no worker or broker queue held", len(sent))
         metrics.STEPS_RECOVERED.labels(reason="unseen").inc(len(sent))
+    return len(sent)
+
+
+def _aged_promote(live: Liveness) -> int:
+    """Steps waiting at a lower priority for ``MC_PRIORITY_AGING``: sent again at the top.
+
+    Critical steps of busy runs go first; aging bounds how long anyone else waits behind
+    them. The message already queued stays: whichever comes first runs, the other finds the
+    step claimed and is dropped.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.MC_PRIORITY_AGING)
+    aged = StepRun.objects.filter(
+        status=StepStatus.QUEUED,
+        priority__gt=CRITICAL_PRIORITY,
+        queued_at__lt=cutoff,
+        quota_held_since__isnull=True,
+        send_pending=False,
+    )
+    held = live.held_task_ids()
+    steps = [step for step in aged.only(*_FIELDS) if step.task_id not in held]
+    if not steps:
+        return 0
+    StepRun.objects.filter(pk__in=[step.pk for step in steps]).update(priority=CRITICAL_PRIORITY)
+    for step in steps:
+        step.priority = CRITICAL_PRIORITY
+    sent = _send(steps)
+    if sent:
+        metrics.STEPS_RECOVERED.labels(reason="aged").inc(len(sent))
     return len(sent)
 
 

@@ -10,8 +10,11 @@ import pytest
 
 from executions.packages import Cost, PackageRegistry, TaskPackage, UnknownPackage, default_registry
 from executions.planner import (
+    CRITICAL_PRIORITY,
+    SLACK_PRIORITY,
     matrix_shards,
     plan_build,
+    step_priorities,
     topological_order,
     transitive_needs,
 )
@@ -57,6 +60,25 @@ def test_critical_path_ties_go_to_the_earlier_task() -> None:
 
     assert plan_build(doc).critical_path == ["x", "z"]
     assert plan_build(manifest(sleep("p", 3), sleep("q", 3))).critical_path == ["p"]
+
+
+def test_steps_without_slack_get_the_critical_priority() -> None:
+    priorities = step_priorities(plan_build(diamond()).as_dict())
+
+    assert priorities == {"fetch": CRITICAL_PRIORITY, "shout": SLACK_PRIORITY, "wait": CRITICAL_PRIORITY, "report": 0}
+
+
+def test_every_longest_path_is_critical_and_waves_count() -> None:
+    """Ties are all critical; a matrix task in waves of max_parallel is as long as its waves."""
+    doc = manifest(
+        sleep("x", 5),
+        sleep("y", 5),
+        sleep("z", 1, ["y", "x"]),
+        sleep("m", 2, strategy={"matrix": {"n": [1, 2, 3]}, "max_parallel": 1}),
+    )
+
+    assert step_priorities(plan_build(doc).as_dict()) == {"x": 0, "y": 0, "z": 0, "m": 0}  # m: 3 waves of 2 s
+    assert step_priorities({}) == {}
 
 
 def test_costs_use_the_package_estimate_per_resource_class() -> None:

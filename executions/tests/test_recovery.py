@@ -6,6 +6,7 @@ left them, the real Redis queues say which messages wait, and the test reads wha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from executions.choices import StepStatus
 from executions.models import StepRun, WorkerHeartbeat
+from executions.planner import CRITICAL_PRIORITY, SLACK_PRIORITY
 from executions.services import execution_create, stalled_steps_recover
 from executions.services.recovery import broker_waiting
 from executions.tests.conftest import workflow_doc
@@ -130,3 +132,24 @@ def test_a_step_waiting_to_be_sent_is_sent_and_unmarked(step: StepRun) -> None:
     step.refresh_from_db()
     assert not step.send_pending
     assert step.task_id in broker_waiting(["mc.small"])  # type: ignore[operator]
+
+
+def test_a_step_waiting_too_long_behind_critical_steps_is_sent_again_at_the_top(step: StepRun) -> None:
+    """Aging: a step off its run's critical path waits at most MC_PRIORITY_AGING behind others' critical steps."""
+    StepRun.objects.filter(pk=step.pk).update(
+        priority=SLACK_PRIORITY, queued_at=timezone.now() - timedelta(seconds=settings.MC_PRIORITY_AGING + 1)
+    )
+    assert _listed("mc.small") == [step.task_id]  # its first message, in the top list (sent before the update)
+    assert stalled_steps_recover() == 1
+    step.refresh_from_db()
+    assert step.priority == CRITICAL_PRIORITY
+    assert _listed("mc.small") == [step.task_id, step.task_id]
+    assert stalled_steps_recover() == 0  # once
+
+
+def _listed(queue: str) -> list[str]:
+    """Task ids in the top-priority list of ``queue``, oldest first."""
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        key = (getattr(channel, "global_keyprefix", "") or "") + queue
+        return [json.loads(raw)["headers"]["id"] for raw in reversed(channel.client.lrange(key, 0, -1))]
