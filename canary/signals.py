@@ -35,4 +35,4 @@ def _analyse_soon(release_id: int) -> None:
     from canary.tasks import ANALYSE_TASK
     from mc_project.celery import app
 
-    app.send_task(ANALYSE_TASK, args=[release_id], queue="mc.control")
+    app.send_task(ANALYSE_TASK, args=[release_id], queue="mc.control", ignore_result=True)

@@ -133,7 +133,8 @@ def sign_after_commit(receipt: Receipt) -> None:
 
     receipt_id = str(receipt.pk)
     transaction.on_commit(
-        lambda: app.send_task(SIGN_TASK, args=[receipt_id], task_id=f"mc-receipt-{receipt_id}"), robust=True
+        lambda: app.send_task(SIGN_TASK, args=[receipt_id], task_id=f"mc-receipt-{receipt_id}", ignore_result=True),
+        robust=True,
     )
 
 

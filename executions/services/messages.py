@@ -46,6 +46,9 @@ class Message:
         grace = settings.MC_STEP_TIMEOUT_GRACE
         options: dict[str, Any] = {
             "task_id": self.task_id,
+            # Nobody waits for a step's result: without this, the sender subscribes to the
+            # result backend per message (and, with Redis down, retries that for 20 s).
+            "ignore_result": True,
             "queue": self.queue,
             "soft_time_limit": self.timeout_seconds,
             "time_limit": self.timeout_seconds + grace,
@@ -141,5 +144,6 @@ def after_commit_robust(action: Callable[[], Any], what: str) -> None:
 def join_if_settled(parent_pk: int) -> None:
     """Join a matrix task without waiting for its chord (used when a shard hit a hard time limit)."""
     after_commit_robust(
-        lambda: celery_app.send_task(JOIN_SHARDS, args=[parent_pk], queue="mc.control"), f"joining step {parent_pk}"
+        lambda: celery_app.send_task(JOIN_SHARDS, args=[parent_pk], queue="mc.control", ignore_result=True),
+        f"joining step {parent_pk}",
     )

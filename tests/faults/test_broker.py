@@ -85,12 +85,15 @@ def test_broker_unreachable_at_create(cluster: Cluster) -> None:
         before = conn.execute("SELECT count(*) FROM executions_execution").fetchone()[0]
     cluster.redis.stop()
     answers: list[tuple[int, str]] = []
+    waited: list[float] = []
     created: dict[str, str] = {}
     fault_started = time.time()
     try:
         for index in range(5):
             tag = f"create-down-{index}"
+            asked = time.monotonic()
             response = cluster.api.post("/api/executions", json={"workflow": "faults-diamond", "inputs": {"tag": tag}})
+            waited.append(round(time.monotonic() - asked, 2))
             answers.append((response.status_code, response.text[:300]))
             if response.status_code == 201:
                 created[response.json()["id"]] = tag
@@ -108,6 +111,8 @@ def test_broker_unreachable_at_create(cluster: Cluster) -> None:
     statuses = [status for status, _ in answers]
     assert set(statuses) <= {201, 503}, cluster.report(f"answers with Redis down ({saved} runs saved): {answers}")
     assert saved == len(created), cluster.report(f"{saved} runs saved, {len(created)} answered 201: {answers}")
+    # The broker refuses at once: a create must not hang on it (seconds each: {waited}).
+    assert max(waited) < 5, cluster.report(f"creates with Redis down took {waited} s")
     assert unsent == len(created), f"{unsent} of {len(created)} runs created with Redis down wait to be sent"
     if not created:  # all 503: a run created now that Redis is back must run as usual
         created = cluster.start_runs("faults-diamond", 1, label="create-after")
