@@ -14,7 +14,7 @@ from celery import Task, shared_task
 
 from executions.services import shards_join, stalled_steps_recover, step_execute, step_hard_timeout
 from executions.services.messages import RUN_STEP, Message
-from executions.services.runner import DATABASE_ERRORS, HandedOff, Handoff
+from executions.services.recording import DATABASE_ERRORS, HandedOff, Handoff
 
 
 class StepTask(Task):

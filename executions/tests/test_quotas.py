@@ -19,8 +19,8 @@ from django.utils import timezone
 from executions.choices import ExecutionStatus, StepStatus
 from executions.models import Execution, StepRun
 from executions.services import execution_create, stalled_steps_recover
+from executions.services.claims import step_claim
 from executions.services.quotas import QuotaHeld, quota_release
-from executions.services.runner import step_claim
 from executions.tests.conftest import steps_by_id, wait_finished, workflow_doc
 from mc_project.tests.test_metrics import decisions, scrape
 from policy.choices import DecisionResult, DecisionStage, PolicyMode

@@ -69,7 +69,7 @@ def test_backoff_grows_until_the_cap_and_jitter_only_shortens(settings: Any) -> 
 @pytest.mark.django_db
 def test_a_step_that_keeps_losing_its_worker_fails_instead_of_looping(execution: Execution) -> None:
     from executions.choices import MAX_LOST_ATTEMPTS
-    from executions.services.runner import step_claim
+    from executions.services.claims import step_claim
 
     step = StepRun.objects.get(execution=execution, step_id="fetch")
     for delivery in range(MAX_LOST_ATTEMPTS + 1):
@@ -90,9 +90,9 @@ def test_a_soft_time_limit_striking_while_recording_still_records(
 ) -> None:
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from executions.services import runner
+    from executions.services import recording, runner
 
-    real, struck = runner.step_succeed, []
+    real, struck = recording.step_succeed, []
 
     def interrupted_once(*args: Any, **kwargs: Any) -> bool:
         if not struck:
@@ -100,7 +100,7 @@ def test_a_soft_time_limit_striking_while_recording_still_records(
             raise SoftTimeLimitExceeded()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "step_succeed", interrupted_once)
+    monkeypatch.setattr(recording, "step_succeed", interrupted_once)
     step = StepRun.objects.get(execution=execution, step_id="fetch")
     assert runner.step_execute(step.pk, worker="w") is None
     step.refresh_from_db()
