@@ -43,6 +43,10 @@ class FaultProxy:
                 continue
             upstream.settimeout(None)
             with self.lock:
+                if not self.open:  # cut while this one was connecting
+                    _reset(client)
+                    _reset(upstream)
+                    continue
                 self.connections.update((client, upstream))
                 self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
