@@ -66,8 +66,13 @@ def _database_url(port: int) -> str:
 
 @pytest.fixture
 def lone(session_worker: WorkerProcess, worker_log_dir: Path) -> Iterator[dict[str, Any]]:
-    """The shared worker stopped (the next test that needs it starts it again), a beat, and a log dir."""
+    """The shared worker stopped (the next test that needs it starts it again), a beat, and a log dir.
+
+    The queues start empty: a message an earlier test left (a killed worker's, a retry)
+    would name a step id this test's rows reuse.
+    """
     session_worker.stop()
+    purge_queues(app)
     beat = BeatProcess(worker_log_dir, env={"MC_RECOVERY_INTERVAL": "1"}).start()
     started: list[WorkerProcess] = []
     yield {"workers": started, "log_dir": worker_log_dir}
