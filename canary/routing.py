@@ -1,31 +1,24 @@
 """Which version an execution that pins none runs, while a canary release routes traffic.
 
-The hot path of every unpinned execution: one indexed query for the workflow's newest
-release (with its two versions joined), and the latest published version only when no
-release routes.
+``route_for`` is the engine's router (``executions.routing``), registered in ``CanaryConfig.ready``.
+
+The hot path of every unpinned execution: one narrow indexed query for the workflow's
+newest release; its versions come from the cache of published versions.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from canary.choices import Arm, CanaryState, CanaryStrategy
 from canary.models import CanaryRelease
-from workflows.models import WorkflowVersion
+from executions.routing import Route
+from workflows.models import Workflow, WorkflowVersion
+from workflows.selectors import published_version
 
 BUCKETS = 100
-
-
-@dataclass(frozen=True)
-class Route:
-    """The version an unpinned execution runs, and the release and arm it counts for."""
-
-    version: WorkflowVersion
-    release: CanaryRelease
-    arm: str
 
 
 def routing_bucket(*, tenant_id: Any, workflow_id: Any, idempotency_key: str | None) -> int:
@@ -52,21 +45,26 @@ def route_for(*, tenant_id: Any, workflow_id: Any, idempotency_key: str | None) 
     The newest release decides. Running and paused ones route; a promoted one does not
     (its canary is the latest). A rolled-back one holds traffic on its stable version
     until a version newer than its canary is published (or a newer release starts).
+    One narrow indexed query; the versions come from the process's cache of published ones.
     """
-    release = (
+    newest = (
         CanaryRelease.objects.filter(workflow_id=workflow_id)
-        .select_related("stable_version", "canary_version")
         .order_by("-created_at", "-id")
+        .values_list("pk", "state", "strategy", "weight", "stable_version_id", "canary_version_id")
         .first()
     )
-    if release is None or release.state == CanaryState.PROMOTED:
+    if newest is None:
         return None
-    if release.state == CanaryState.ROLLED_BACK and _published_after(release.canary_version):
+    release_id, state, strategy, weight, stable_id, canary_id = newest
+    if state == CanaryState.PROMOTED:
+        return None
+    workflow = Workflow(pk=workflow_id)
+    if state == CanaryState.ROLLED_BACK and _published_after(published_version(workflow=workflow, pk=canary_id)):
         return None
     bucket = routing_bucket(tenant_id=tenant_id, workflow_id=workflow_id, idempotency_key=idempotency_key)
-    arm = arm_choose(state=release.state, strategy=release.strategy, weight=release.weight, bucket=bucket)
-    version = release.canary_version if arm == Arm.CANARY else release.stable_version
-    return Route(version=version, release=release, arm=arm)
+    arm = arm_choose(state=state, strategy=strategy, weight=weight, bucket=bucket)
+    version = published_version(workflow=workflow, pk=canary_id if arm == Arm.CANARY else stable_id)
+    return Route(version=version, release_id=release_id, arm=arm)
 
 
 def _published_after(version: WorkflowVersion) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
@@ -14,12 +16,13 @@ from workflows.models import Workflow, WorkflowVersion
 
 
 def workflow_list(*, user: Any) -> QuerySet[Workflow]:
-    """The caller's workflows, annotated with ``has_draft`` and ``latest_version`` (no N+1)."""
+    """The caller's workflows, annotated with ``has_draft``, ``latest_version`` and its pk (no N+1)."""
     versions = WorkflowVersion.objects.filter(workflow=OuterRef("pk"))
-    latest = versions.filter(state=VersionState.PUBLISHED).order_by("-published_at", "-id").values("version")[:1]
+    latest = versions.filter(state=VersionState.PUBLISHED).order_by("-published_at", "-id")
     return Workflow.objects.filter(tenant=tenant_for_user(user)).annotate(
         has_draft=Exists(versions.filter(state=VersionState.DRAFT)),
-        latest_version=Subquery(latest),
+        latest_version=Subquery(latest.values("version")[:1]),
+        latest_version_pk=Subquery(latest.values("pk")[:1]),
     )
 
 
@@ -42,6 +45,51 @@ def version_get(*, workflow: Workflow, version: str) -> WorkflowVersion:
     if found is None:
         raise NotFound(f"Workflow {workflow.name!r} has no published version {version!r}.")
     return found
+
+
+# Published versions never change (a database trigger refuses it) and are never deleted, so
+# each process keeps the ones it ran: starting a run reads no version row after the first.
+PUBLISHED_CACHE_SIZE = 512
+_published: OrderedDict[Any, WorkflowVersion] = OrderedDict()
+_published_lock = threading.Lock()
+
+
+def published_version(*, workflow: Workflow, version: str | None = None, pk: int | None = None) -> WorkflowVersion:
+    """A published version of ``workflow`` by its number or its pk, from this process's cache.
+
+    Raises NotFound when there is none. The row is read once per process.
+    """
+    key = (workflow.pk, version, pk)
+    with _published_lock:
+        found = _published.get(key)
+        if found is not None:
+            _published.move_to_end(key)
+            return found
+    rows = WorkflowVersion.objects.filter(workflow=workflow, state=VersionState.PUBLISHED)
+    found = rows.filter(version=version).first() if version is not None else rows.filter(pk=pk).first()
+    if found is None:
+        raise NotFound(f"Workflow {workflow.name!r} has no published version {version or pk!r}.")
+    with _published_lock:
+        _published[key] = found
+        while len(_published) > PUBLISHED_CACHE_SIZE:
+            _published.popitem(last=False)
+    return found
+
+
+def latest_published_pk(workflow: Workflow) -> int | None:
+    """The pk of the workflow's latest published version: as ``workflow_list`` read it, or asked now."""
+    annotated = getattr(workflow, "latest_version_pk", _UNREAD)
+    if annotated is not _UNREAD:
+        return annotated  # type: ignore[no-any-return]
+    return (
+        WorkflowVersion.objects.filter(workflow=workflow, state=VersionState.PUBLISHED)
+        .order_by("-published_at", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+_UNREAD = object()
 
 
 def draft_get(*, workflow: Workflow) -> WorkflowVersion:

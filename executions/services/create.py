@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from canary.routing import route_for
 from executions.choices import ExecutionMode, ExecutionStatus
 from executions.inputs import inputs_resolve
 from executions.models import Execution
 from executions.packages.registry import package_problems
 from executions.planner import plan_build
+from executions.routing import route_for
 from executions.services.dispatch import steps_create
 from mc_project.errors import Conflict, NotFound, ValidationFailed
 from mc_project.tenancy.models import Tenant
@@ -21,8 +23,7 @@ from policy.models import PolicyDecision
 from policy.services import decisions_store, decisions_summary, policies_evaluate, policy_enforce
 from workflows.manifest import canonical_json, check_manifest, sha256_digest
 from workflows.models import Workflow, WorkflowVersion
-from workflows.selectors import version_get
-from workflows.services import latest_published
+from workflows.selectors import latest_published_pk, published_version
 
 
 def request_digest(*, workflow: Workflow, version: str | None, inputs: Any, mode: str, region: str = "") -> str:
@@ -47,16 +48,34 @@ def _existing(*, tenant: Tenant, key: str, digest: str) -> Execution | None:
 def version_for_run(*, workflow: Workflow, version: str | None) -> WorkflowVersion:
     """The published version to run: the one asked for, or the latest."""
     if version is not None:
-        return version_get(workflow=workflow, version=version)
-    latest = latest_published(workflow)
+        return published_version(workflow=workflow, version=version)
+    latest = latest_published_pk(workflow)
     if latest is None:
         raise NotFound(f"Workflow {workflow.name!r} has no published version to run.", code="not_published")
-    return latest
+    return published_version(workflow=workflow, pk=latest)
+
+
+# A published version's plan before policy depends on its manifest alone, which never
+# changes: each process plans a version once (bounded; the oldest plan is forgotten first).
+PLAN_CACHE_SIZE = 512
+_plans: OrderedDict[int, dict[str, Any]] = OrderedDict()
+_plans_lock = threading.Lock()
 
 
 def plan_for(version: WorkflowVersion) -> dict[str, Any]:
-    """The dry-run plan of a published version (no side effects), before policy."""
-    return plan_build(version.manifest).as_dict()
+    """The dry-run plan of a published version (no side effects), before policy: a new dict.
+
+    Its nested values are shared between calls: callers add keys, never change nested ones.
+    """
+    with _plans_lock:
+        plan = _plans.get(version.pk)
+    if plan is None:
+        plan = plan_build(version.manifest).as_dict()
+        with _plans_lock:
+            _plans[version.pk] = plan
+            while len(_plans) > PLAN_CACHE_SIZE:
+                _plans.popitem(last=False)
+    return dict(plan)
 
 
 def plan_checked(
@@ -174,7 +193,7 @@ def execution_create(
                 created_by=actor,
                 started_at=None if dry_run else now,
                 finished_at=now if dry_run else None,
-                canary_release=route.release if route else None,
+                canary_release_id=route.release_id if route else None,
                 arm=route.arm if route else "",
             )
             for decision in decisions:

@@ -70,7 +70,13 @@ def queue_steps(execution: Execution, steps: Iterable[StepRun]) -> None:
         StepStatus.QUEUED,
         queued_at=now,
     )
-    messages = [message_for(step) for step in plain]
+    _send_on_commit(plain)
+
+
+def _send_on_commit(steps: list[StepRun]) -> None:
+    if not steps:
+        return
+    messages = [message_for(step) for step in steps]
     transaction.on_commit(lambda: send_steps(messages))
 
 
@@ -115,9 +121,14 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
     # The plan knows each step's data classes (the task's and its package's).
     classes = {step["id"]: step.get("data_classes", []) for step in (execution.plan or {}).get("steps", [])}
     priorities = step_priorities(execution.plan or {})
+    now = timezone.now()
     rows = []
     for sequence, task in enumerate(tasks):
         resource_class = task.get("resource_class", "small")
+        matrix = (task.get("strategy") or {}).get("matrix")
+        # A plain root is queued as it is written (no second statement); a matrix root is
+        # queued with its shards below.
+        queued = not matrix and not task.get("needs")
         rows.append(
             StepRun(
                 execution=execution,
@@ -130,7 +141,7 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
                 dependents=dependents[task["id"]],
                 compensate=task.get("compensate"),
                 # A list keeps the manifest's order of keys and values; jsonb would sort an object's keys.
-                matrix=matrix_shards(task) if (task.get("strategy") or {}).get("matrix") else None,
+                matrix=matrix_shards(task) if matrix else None,
                 max_parallel=(task.get("strategy") or {}).get("max_parallel"),
                 queue=f"mc.{resource_class}",
                 resource_class=resource_class,
@@ -139,10 +150,13 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
                 needs_pending=len(task.get("needs", [])),
                 data_classes=classes.get(task["id"], task.get("data_classes", [])),
                 priority=priorities.get(task["id"], 0),
+                status=StepStatus.QUEUED if queued else StepStatus.PENDING,
+                queued_at=now if queued else None,
             )
         )
     steps = StepRun.objects.bulk_create(rows)
-    queue_steps(execution, [step for step in steps if step.needs_pending == 0])
+    _send_on_commit([step for step in steps if step.status == StepStatus.QUEUED])
+    queue_steps(execution, [step for step in steps if step.needs_pending == 0 and step.matrix])
 
 
 # --- outcomes -------------------------------------------------------------------------------

@@ -21,11 +21,12 @@ from executions.tests.conftest import workflow_doc
 from mc_project.celery import app
 from policy.models import PolicyDecision
 from tests.workers import WorkerProcess, purge_queues
+from workflows.selectors import workflow_get
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 # Budgets: SQL statements (BEGIN, COMMIT and SAVEPOINTs included) of each path.
-CREATE = 9  # route, version, spend today; the run, its decisions, its steps, queue the roots
+CREATE = 7  # route, spend today; BEGIN, the run, its decisions, its steps (roots queued), COMMIT
 PLAIN_STEP = 11  # gate, claim, count down, record, release, offer a quota slot
 STEP_READING_OUTPUTS = 13  # the same, and its inputs rendered from an upstream step's outputs
 LAST_STEP = 18  # the same, and settle the run with its receipt
@@ -73,8 +74,9 @@ def test_a_run_of_five_steps_stays_within_its_budget(quiet: None, publish: Any, 
     for step_id in ("a", "s0", "s1", "s2", "z"):  # caches warm, as in a server and its workers
         _run(warm, step_id)
     purge_queues(app)
+    workflow = workflow_get(user=runner_user, workflow_id=version.workflow_id)  # as the API reads it
     with CaptureQueriesContext(connection) as create:
-        execution, _ = execution_create(tenant=tenant, actor=runner_user, workflow=version.workflow)
+        execution, _ = execution_create(tenant=tenant, actor=runner_user, workflow=workflow)
     assert len(create) <= CREATE, [query["sql"][:80] for query in create]
     assert PolicyDecision.objects.filter(execution=execution).count() == PACKS
     assert _waiting() == 1  # one message: the root
