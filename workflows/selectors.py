@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
@@ -66,7 +66,7 @@ def published_version(*, workflow: Workflow, version: str | None = None, pk: int
             _published.move_to_end(key)
             return found
     rows = WorkflowVersion.objects.filter(workflow=workflow, state=VersionState.PUBLISHED)
-    found = rows.filter(version=version).first() if version is not None else rows.filter(pk=pk).first()
+    found = rows.filter(version=version).first() if version is not None else rows.filter(pk=pk or 0).first()
     if found is None:
         raise NotFound(f"Workflow {workflow.name!r} has no published version {version or pk!r}.")
     with _published_lock:
@@ -78,18 +78,14 @@ def published_version(*, workflow: Workflow, version: str | None = None, pk: int
 
 def latest_published_pk(workflow: Workflow) -> int | None:
     """The pk of the workflow's latest published version: as ``workflow_list`` read it, or asked now."""
-    annotated = getattr(workflow, "latest_version_pk", _UNREAD)
-    if annotated is not _UNREAD:
-        return annotated  # type: ignore[no-any-return]
+    if hasattr(workflow, "latest_version_pk"):
+        return cast(int | None, workflow.latest_version_pk)
     return (
         WorkflowVersion.objects.filter(workflow=workflow, state=VersionState.PUBLISHED)
         .order_by("-published_at", "-id")
         .values_list("pk", flat=True)
         .first()
     )
-
-
-_UNREAD = object()
 
 
 def draft_get(*, workflow: Workflow) -> WorkflowVersion:
