@@ -229,18 +229,63 @@ def statement_for(receipt: Receipt) -> dict[str, Any]:
     return dict(build_statement(subjects=subjects, predicate_type=PREDICATE_TYPES[receipt.kind], predicate=predicate))
 
 
+_EXECUTION_FACTS = (
+    "id",
+    "status",
+    "inputs_digest",
+    "started_at",
+    "finished_at",
+    "workflow__name",
+    "workflow_version__version",
+    "workflow_version__digest",
+    "tenant__slug",
+)
+_STEP_FACTS = (
+    "id",
+    "step_id",
+    "kind",
+    "sequence",
+    "shard_index",
+    "uses",
+    "status",
+    "attempts",
+    "queue",
+    "started_at",
+    "finished_at",
+    "input_digest",
+    "output_digest",
+)
+_DECISION_FACTS = (
+    "id",
+    "created_at",
+    "stage",
+    "pack",
+    "revision",
+    "bundle_digest",
+    "input_digest",
+    "mode",
+    "result",
+    "deny",
+    "warn",
+)
+
+
 def _execution_facts(receipt: Receipt) -> tuple[list[Any], dict[str, Any]]:
     from executions.models import Execution, StepRun
     from policy.models import PolicyDecision
     from receipts.signing.statement import subject
 
-    execution = Execution.objects.select_related("workflow", "workflow_version", "tenant").get(
-        pk=receipt.execution_id  # type: ignore[misc]  # an execution receipt always names its run
+    # Only the columns the statement states: a run's plan, inputs, outputs and manifest can be large.
+    execution = (
+        Execution.objects.select_related("workflow", "workflow_version", "tenant")
+        .only(*_EXECUTION_FACTS)
+        .get(pk=receipt.execution_id)  # type: ignore[misc]  # an execution receipt always names its run
     )
     version = execution.workflow_version
     subjects = [subject("workflow-snapshot", version.snapshot_ref or "")]
     steps = []
-    for step in StepRun.objects.filter(execution=execution).order_by("kind", "sequence", "shard_index"):
+    rows = StepRun.objects.filter(execution=execution).only(*_STEP_FACTS).order_by("kind", "sequence", "shard_index")
+    for step in rows:
         name = step.step_id if step.kind == "step" else f"{step.kind}:{step.step_id}:{step.shard_index}"
         if step.output_digest:
             subjects.append(subject(f"step:{name}/outputs", step.output_digest))
@@ -264,7 +309,9 @@ def _execution_facts(receipt: Receipt) -> tuple[list[Any], dict[str, Any]]:
         )
     decisions = [
         decision_record(decision)
-        for decision in PolicyDecision.objects.filter(execution=execution).order_by("created_at", "pack")
+        for decision in PolicyDecision.objects.filter(execution=execution)
+        .only(*_DECISION_FACTS)
+        .order_by("created_at", "pack")
     ]
     predicate = {
         "execution": str(execution.pk),
