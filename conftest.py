@@ -98,8 +98,13 @@ def worker(session_worker: WorkerProcess, transactional_db: Any) -> Iterator[Wor
     At the end it waits (a few seconds at most) for the receipts of the test's runs and
     publishes to be signed: signing after the test would race the flush of its tables.
     """
+    from executions.models import WorkerHeartbeat
+
     if not session_worker.alive:
         session_worker.start()
+    # The flush after the previous test removed the worker's heartbeat: until it beats again
+    # (within MC_WORKER_HEARTBEAT_INTERVAL) a duplicate delivery would find no evidence of it.
+    wait_until(lambda: WorkerHeartbeat.objects.exists(), timeout=10, message="the worker's heartbeat")
     yield session_worker
     from receipts.models import Receipt
 

@@ -53,7 +53,7 @@ def _handoff(task: Task, step_pk: int) -> Handoff:
     return send
 
 
-def _run(task: Task, step_pk: int, attempt: int | None, outcome: dict[str, Any] | None) -> None:
+def _run(task: Task, step_pk: int, attempt: int | None, outcome: dict[str, Any] | None, hints: dict[str, Any]) -> None:
     try:
         delay = step_execute(
             step_pk,
@@ -61,23 +61,32 @@ def _run(task: Task, step_pk: int, attempt: int | None, outcome: dict[str, Any] 
             attempt=attempt,
             outcome=outcome,
             handoff=_handoff(task, step_pk),
+            tenant=hints.get("tenant"),
+            resource_class=hints.get("resource_class") or "",
         )
     except HandedOff as handed:
         raise handed.retry from None
     if delay is not None:
-        raise task.retry(args=[step_pk], kwargs={}, countdown=delay)
+        raise task.retry(args=[step_pk], kwargs=hints, countdown=delay)
 
 
 @shared_task(base=StepTask, bind=True, name="executions.run_step", ignore_result=True)
-def run_step(self: Task, step_pk: int, attempt: int | None = None, outcome: dict[str, Any] | None = None) -> None:
-    """A step: a new attempt, or (``attempt``) one handed on before its package ran or (``outcome``) after."""
-    _run(self, int(step_pk), attempt, outcome)
+def run_step(
+    self: Task, step_pk: int, attempt: int | None = None, outcome: dict[str, Any] | None = None, **hints: Any
+) -> None:
+    """A step: a new attempt, or (``attempt``) one handed on before its package ran or (``outcome``) after.
+
+    ``hints`` (``tenant``, ``resource_class``) let the claim take its one-round-trip path.
+    """
+    _run(self, int(step_pk), attempt, outcome, hints)
 
 
 @shared_task(base=StepTask, bind=True, name="executions.run_shard", ignore_result=False)
-def run_shard(self: Task, step_pk: int, attempt: int | None = None, outcome: dict[str, Any] | None = None) -> int:
+def run_shard(
+    self: Task, step_pk: int, attempt: int | None = None, outcome: dict[str, Any] | None = None, **hints: Any
+) -> int:
     """A matrix shard: its (small) return value counts it in the chord; outputs live on the row."""
-    _run(self, int(step_pk), attempt, outcome)
+    _run(self, int(step_pk), attempt, outcome, hints)
     return int(step_pk)
 
 

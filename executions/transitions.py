@@ -101,7 +101,7 @@ UPDATE executions_steprun
 SET status = %s, attempt = attempt + 1, worker = %s, worker_pid = %s,
     started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL,
     quota_held_since = NULL, quota_released_at = NULL
-WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL{condition}
+WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL{unheld}{condition}
 RETURNING {columns}
 """
 # The quota condition of a capped step: the tenant's running steps of its class (a matrix
@@ -119,6 +119,11 @@ _WITHIN_QUOTA_SQL = """
   ) < %s"""
 
 
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_OF_TENANT_SQL = """
+  AND EXISTS (SELECT 1 FROM executions_execution t WHERE t.id = executions_steprun.execution_id AND t.tenant_id = %s)"""
+
+
 def _row_reader() -> tuple[list[str], Any, Any]:
     """Column names, and the ORM's converters for them, to build StepRun rows from a raw cursor."""
     fields = StepRun._meta.concrete_fields
@@ -127,13 +132,27 @@ def _row_reader() -> tuple[list[str], Any, Any]:
     return [field.attname for field in fields], compiler, converters
 
 
-def step_start_claimed(step_pk: int, *, worker: str, pid: int, quota: QuotaCheck | None = None) -> StepRun | None:
+def step_start_claimed(
+    step_pk: int,
+    *,
+    worker: str,
+    pid: int,
+    quota: QuotaCheck | None = None,
+    lock_key: str | None = None,
+    tenant_id: Any = None,
+) -> StepRun | None:
     """Claim a queued or retrying step for a new attempt in one statement; the row, or None.
 
     The hot path of every step start (queued|retrying -> running). Throttled shards
     (``max_parallel``) and anything else take the locking path in the runner. With
     ``quota``, the step starts only if its tenant has a slot free for it (None otherwise);
     the caller holds the quota lock, so the counts cannot change under it.
+
+    With ``lock_key`` (PostgreSQL, outside a transaction) the quota lock is taken by the
+    same round trip: ``SELECT pg_advisory_xact_lock(..); UPDATE ..`` sent as one simple
+    query runs as one transaction, and the UPDATE's snapshot is taken after the lock. Only
+    a step not held in line starts this way (a held one needs its place, ``held_since``).
+    With ``tenant_id`` the step starts only if its execution belongs to that tenant.
     """
     names, compiler, converters = _row_reader()
     columns = ", ".join(str(field.column) for field in StepRun._meta.concrete_fields)
@@ -148,14 +167,27 @@ def step_start_claimed(step_pk: int, *, worker: str, pid: int, quota: QuotaCheck
         StepStatus.QUEUED,
         StepStatus.RETRYING,
     ]
+    unheld = ""
+    if lock_key is not None and quota is not None:
+        unheld += " AND quota_held_since IS NULL AND resource_class = %s"
+        params.append(quota.resource_class)
+    if tenant_id is not None:
+        unheld += _OF_TENANT_SQL
+        params.append(tenant_id)
     condition = ""
     if quota is not None:
         condition = _WITHIN_QUOTA_SQL
         held = quota.held_since
         params += [quota.tenant_id, quota.resource_class, quota.tenant_id, quota.resource_class, step_pk]
         params += [held, held, held, step_pk, quota.cap]
+    sql = _START_SQL.format(columns=columns, unheld=unheld, condition=condition)
+    if lock_key is not None:
+        sql = f"{_LOCK_SQL}; {sql}"
+        params = [lock_key, *params]
     with connection.cursor() as cursor:
-        cursor.execute(_START_SQL.format(columns=columns, condition=condition), params)
+        cursor.execute(sql, params)
+        if lock_key is not None:
+            cursor.nextset()
         rows = cursor.fetchall()
     if not rows:
         return None

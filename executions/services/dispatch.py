@@ -70,13 +70,13 @@ def queue_steps(execution: Execution, steps: Iterable[StepRun]) -> None:
         StepStatus.QUEUED,
         queued_at=now,
     )
-    _send_on_commit(plain)
+    _send_on_commit(execution, plain)
 
 
-def _send_on_commit(steps: list[StepRun]) -> None:
+def _send_on_commit(execution: Execution, steps: list[StepRun]) -> None:
     if not steps:
         return
-    messages = [message_for(step) for step in steps]
+    messages = [message_for(step, tenant_id=execution.tenant_id) for step in steps]
     transaction.on_commit(lambda: send_steps(messages))
 
 
@@ -107,7 +107,7 @@ def _queue_matrix(execution: Execution, parent: StepRun, now: Any) -> None:
         for index, values in enumerate(combinations)
     )
     step_transition(parent, StepStatus.RUNNING, queued_at=now, started_at=now)
-    messages = [message_for(shard) for shard in shards]
+    messages = [message_for(shard, tenant_id=execution.tenant_id) for shard in shards]
     transaction.on_commit(lambda: send_chord(parent.pk, messages))
 
 
@@ -155,7 +155,7 @@ def steps_create(execution: Execution, manifest: dict[str, Any]) -> None:
             )
         )
     steps = StepRun.objects.bulk_create(rows)
-    _send_on_commit([step for step in steps if step.status == StepStatus.QUEUED])
+    _send_on_commit(execution, [step for step in steps if step.status == StepStatus.QUEUED])
     queue_steps(execution, [step for step in steps if step.needs_pending == 0 and step.matrix])
 
 
@@ -209,7 +209,7 @@ SET needs_pending = needs_pending - 1,
     status = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE status END,
     queued_at = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE queued_at END
 WHERE execution_id = %s AND kind = %s AND step_id IN ({placeholders})
-RETURNING id, needs_pending, status, matrix IS NOT NULL, queue, timeout_seconds, sequence, priority
+RETURNING id, needs_pending, status, matrix IS NOT NULL, queue, timeout_seconds, sequence, priority, resource_class
 """
 
 
@@ -231,8 +231,8 @@ def release_dependents(execution: Execution, step: StepRun) -> None:
         rows = sorted(cursor.fetchall(), key=lambda row: (row[7], row[6]))  # critical first, then manifest order
     released = [row for row in rows if row[1] == 0]
     messages = [
-        Message(pk, queue, timeout, priority=priority)
-        for pk, _, status, _, queue, timeout, _, priority in released
+        Message(pk, queue, timeout, priority=priority, tenant_id=execution.tenant_id, resource_class=resource_class)
+        for pk, _, status, _, queue, timeout, _, priority, resource_class in released
         if status == queued
     ]
     if messages:

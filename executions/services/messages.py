@@ -37,6 +37,14 @@ class Message:
     timeout_seconds: int
     countdown: float | None = None
     priority: int = 0
+    tenant_id: Any = None
+    resource_class: str = ""
+    """With both, the worker claims the step in one round trip (claims.step_claim)."""
+
+    def kwargs(self) -> dict[str, Any]:
+        if self.tenant_id is None or not self.resource_class:
+            return {}
+        return {"tenant": str(self.tenant_id), "resource_class": self.resource_class}
 
     @property
     def task_id(self) -> str:
@@ -60,8 +68,8 @@ class Message:
         return options
 
 
-def message_for(step: StepRun, countdown: float | None = None) -> Message:
-    return Message(step.pk, step.queue, step.timeout_seconds, countdown, step.priority)
+def message_for(step: StepRun, countdown: float | None = None, tenant_id: Any = None) -> Message:
+    return Message(step.pk, step.queue, step.timeout_seconds, countdown, step.priority, tenant_id, step.resource_class)
 
 
 def publish_steps(messages: Sequence[Message]) -> list[Message]:
@@ -74,10 +82,11 @@ def publish_steps(messages: Sequence[Message]) -> list[Message]:
     try:
         with app.producer_or_acquire() as producer:
             for message in messages:
+                args, kwargs = [message.pk], message.kwargs()
                 try:
-                    app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+                    app.send_task(RUN_STEP, args=args, kwargs=kwargs, producer=producer, **message.options())
                 except SoftTimeLimitExceeded:  # the sending step's own limit struck: this message still goes
-                    app.send_task(RUN_STEP, args=[message.pk], producer=producer, **message.options())
+                    app.send_task(RUN_STEP, args=args, kwargs=kwargs, producer=producer, **message.options())
                 sent += 1
     except Exception as exc:  # the broker is down or unreachable: the rest wait to be sent
         logger.warning("broker refused %d step messages (%s: %s)", len(messages) - sent, type(exc).__name__, exc)
@@ -110,7 +119,9 @@ def send_chord(parent_pk: int, shards: Sequence[Message]) -> None:
 
 def publish_chord(parent_pk: int, shards: Sequence[Message]) -> None:
     header = [
-        signature(RUN_SHARD, args=[m.pk], options={**m.options(), "ignore_result": False}, app=celery_app)
+        signature(
+            RUN_SHARD, args=[m.pk], kwargs=m.kwargs(), options={**m.options(), "ignore_result": False}, app=celery_app
+        )
         for m in shards
     ]
     callback = signature(JOIN_SHARDS, args=[parent_pk], options={"queue": "mc.control"}, app=celery_app)

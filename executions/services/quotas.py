@@ -106,12 +106,18 @@ def quota_gate(step_pk: int) -> Gate | None:
     return Gate(step_pk, execution_id, tenant_id, resource_class, kind, max_parallel, held_since, cap, rules, step)
 
 
+def quota_lock_key(tenant_id: Any, resource_class: str) -> str:
+    """The name of the advisory lock that serialises one tenant's quota decisions in a class."""
+    return f"mc.quota:{tenant_id}:{resource_class}"
+
+
 def quota_lock(tenant_id: Any, resource_class: str, step_pk: int | None = None) -> None:
     """Serialise quota decisions of one tenant and class until the transaction ends."""
     if connection.vendor == "postgresql":
-        key = f"mc.quota:{tenant_id}:{resource_class}"
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [quota_lock_key(tenant_id, resource_class)]
+            )
     elif step_pk is not None:  # SQLite: a first write takes the database's one write lock
         StepRun.objects.filter(pk=step_pk).update(quota_released_at=None)
 
@@ -190,14 +196,16 @@ def quota_release(tenant_id: Any, resource_class: str) -> int:
             line = line[: max(free, 0)]
         offered = [
             step
-            for step in line.only("pk", "kind", "queue", "timeout_seconds", "priority", "quota_released_at")
+            for step in line.only(
+                "pk", "kind", "queue", "resource_class", "timeout_seconds", "priority", "quota_released_at"
+            )
             if step.kind != StepKind.SHARD
             and (step.quota_released_at is None or step.quota_released_at < now - OFFER_TIMEOUT)
         ]
         if not offered:
             return 0
         StepRun.objects.filter(pk__in=[step.pk for step in offered]).update(quota_released_at=now)
-        messages = [message_for(step) for step in offered]
+        messages = [message_for(step, tenant_id=tenant_id) for step in offered]
         transaction.on_commit(lambda: send_steps(messages))
     return len(offered)
 

@@ -101,6 +101,8 @@ def step_execute(
     attempt: int | None = None,
     outcome: dict[str, Any] | None = None,
     handoff: Handoff | None = None,
+    tenant: Any = None,
+    resource_class: str = "",
 ) -> float | None:
     """Run one attempt of a step. Returns the delay before the next attempt, or None when done.
 
@@ -123,7 +125,10 @@ def step_execute(
         quota_slot_freed(step)
         return delay
     try:
-        claim = step_claim(step_pk, worker=worker) if attempt is None else step_resume(step_pk, attempt, worker=worker)
+        if attempt is None:
+            claim = step_claim(step_pk, worker=worker, tenant=tenant, resource_class=resource_class)
+        else:
+            claim = step_resume(step_pk, attempt, worker=worker)
     except Throttled:
         return Throttled.delay
     except QuotaHeld as held:

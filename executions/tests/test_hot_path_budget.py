@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from executions.models import Execution, StepRun
 from executions.services import execution_create, step_execute
+from executions.services.messages import message_for
 from executions.services.recovery import broker_waiting
 from executions.tests.conftest import workflow_doc
 from mc_project.celery import app
@@ -27,9 +28,9 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 # Budgets: SQL statements (BEGIN, COMMIT and SAVEPOINTs included) of each path.
 CREATE = 7  # route, spend today; BEGIN, the run, its decisions, its steps (roots queued), COMMIT
-PLAIN_STEP = 11  # gate, claim, count down, record, release, offer a quota slot
-STEP_READING_OUTPUTS = 13  # the same, and its inputs rendered from an upstream step's outputs
-LAST_STEP = 18  # the same, and settle the run with its receipt
+PLAIN_STEP = 7  # claim under the quota lock (one round trip); count down, record, release; offer a slot
+STEP_READING_OUTPUTS = 9  # the same, and its inputs rendered from an upstream step's outputs
+LAST_STEP = 14  # the same, and settle the run with its receipt
 PACKS = 4  # residency, pii, budget, quotas: one evaluation each at execute
 
 
@@ -58,9 +59,11 @@ def _diamond(publish: Any) -> Any:
 
 
 def _run(execution: Execution, step_id: str) -> int:
+    """Run a step as its message asks (with the message's hints); the statements it took."""
     step = StepRun.objects.get(execution=execution, step_id=step_id)
+    hints = message_for(step, tenant_id=execution.tenant_id).kwargs()
     with CaptureQueriesContext(connection) as queries:
-        assert step_execute(step.pk, worker="budget@test") is None
+        assert step_execute(step.pk, worker="budget@test", **hints) is None
     return len(queries)
 
 
