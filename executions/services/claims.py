@@ -8,6 +8,7 @@ if the last one is lost, judged on evidence (executions/services/liveness.py).
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -69,8 +70,9 @@ def step_claim(step_pk: int, *, worker: str, tenant: Any = None, resource_class:
     names the step's tenant and class (``Message.kwargs``) lets a step that waits in no
     line start in one round trip; anything else takes the gate below.
     """
-    if tenant and resource_class and connection.vendor == "postgresql" and not connection.in_atomic_block:
-        claim = _claim_in_one_round_trip(step_pk, worker=worker, tenant_id=tenant, resource_class=resource_class)
+    tenant_id = _tenant_hint(tenant)
+    if tenant_id and resource_class and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        claim = _claim_in_one_round_trip(step_pk, worker=worker, tenant_id=tenant_id, resource_class=resource_class)
         if claim is not None:
             return claim
     gate = quota_gate(step_pk)
@@ -101,6 +103,14 @@ def step_claim(step_pk: int, *, worker: str, tenant: Any = None, resource_class:
     with transaction.atomic():
         _fail(step.pk, attempts, lost, {"code": "worker_lost", "message": f"lost {lost} workers running this step"})
     return None
+
+
+def _tenant_hint(tenant: Any) -> uuid.UUID | None:
+    """A message's tenant hint as the tenant's pk (as rows hold it, so caches keyed on it are shared)."""
+    try:
+        return uuid.UUID(str(tenant)) if tenant else None
+    except ValueError:
+        return None
 
 
 def _claim_in_one_round_trip(step_pk: int, *, worker: str, tenant_id: Any, resource_class: str) -> Claim | None:

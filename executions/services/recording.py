@@ -107,7 +107,7 @@ def holds_claim(step: StepRun, attempt: int) -> bool:
 
 _DECREMENT_SQL = """
 UPDATE executions_execution SET steps_remaining = steps_remaining - 1 WHERE id = %s
-RETURNING status, steps_remaining
+RETURNING status, steps_remaining, tenant_id
 """
 
 
@@ -141,11 +141,11 @@ def step_succeed(step: StepRun, outcome: Outcome) -> bool:
         execution_id = Execution._meta.pk.get_db_prep_value(step.execution_id, connection)  # type: ignore[union-attr]
         with connection.cursor() as cursor:
             cursor.execute(_DECREMENT_SQL, [execution_id])
-            status, remaining = cursor.fetchone()
+            status, remaining, tenant_id = cursor.fetchone()
         if not step_transition_claimed(step.pk, outcome.attempt, StepStatus.RUNNING, StepStatus.SUCCEEDED, **fields):
             transaction.set_rollback(True)  # the claim was lost (cancelled, or redelivered elsewhere)
             return False
-        execution = Execution(pk=step.execution_id, status=status)
+        execution = Execution(pk=step.execution_id, status=status, tenant_id=tenant_id)
         if status == ExecutionStatus.RUNNING:
             release_dependents(execution, step)
         if remaining <= 0:

@@ -7,6 +7,8 @@ change lowers a figure, lower its budget in the same commit.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +19,6 @@ from django.test.utils import CaptureQueriesContext
 from executions.models import Execution, StepRun
 from executions.services import execution_create, step_execute
 from executions.services.messages import message_for
-from executions.services.recovery import broker_waiting
 from executions.tests.conftest import workflow_doc
 from mc_project.celery import app
 from policy.models import PolicyDecision
@@ -58,17 +59,28 @@ def _diamond(publish: Any) -> Any:
     )
 
 
-def _run(execution: Execution, step_id: str) -> int:
-    """Run a step as its message asks (with the message's hints); the statements it took."""
+def _run(execution: Execution, step_id: str, messages: dict[str, dict[str, Any]] | None = None) -> int:
+    """Run a step as its message asks (with the kwargs the engine sent); the statements it took."""
     step = StepRun.objects.get(execution=execution, step_id=step_id)
-    hints = message_for(step, tenant_id=execution.tenant_id).kwargs()
+    kwargs = messages[message_for(step).task_id] if messages is not None else {}
     with CaptureQueriesContext(connection) as queries:
-        assert step_execute(step.pk, worker="budget@test", **hints) is None
+        assert step_execute(step.pk, worker="budget@test", **kwargs) is None
     return len(queries)
 
 
-def _waiting() -> int:
-    return len(broker_waiting(["mc.small"]) or ())
+def _taken() -> dict[str, dict[str, Any]]:
+    """Take the step messages waiting in mc.small: their kwargs by task id."""
+    found = {}
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        for priority in channel.priority_steps:
+            key = channel._q_for_pri("mc.small", priority)
+            for raw in channel.client.lrange(key, 0, -1):
+                message = json.loads(raw)
+                _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+                found[message["headers"]["id"]] = kwargs
+    purge_queues(app)
+    return found
 
 
 def test_a_run_of_five_steps_stays_within_its_budget(quiet: None, publish: Any, tenant: Any, runner_user: Any) -> None:
@@ -82,15 +94,19 @@ def test_a_run_of_five_steps_stays_within_its_budget(quiet: None, publish: Any, 
         execution, _ = execution_create(tenant=tenant, actor=runner_user, workflow=workflow)
     assert len(create) <= CREATE, [query["sql"][:80] for query in create]
     assert PolicyDecision.objects.filter(execution=execution).count() == PACKS
-    assert _waiting() == 1  # one message: the root
-    purge_queues(app)  # this process runs it
+    messages = _taken()  # this process runs the steps, as their messages ask
+    assert len(messages) == 1  # one message: the root
+    # Every message names its tenant and class, so each claim takes one round trip.
+    assert all(kwargs == {"tenant": str(tenant.pk), "resource_class": "small"} for kwargs in messages.values())
 
-    assert _run(execution, "a") <= PLAIN_STEP
-    assert _waiting() == 3  # its three dependents, in one go
-    purge_queues(app)
+    assert _run(execution, "a", messages) <= PLAIN_STEP
+    messages = _taken()
+    assert len(messages) == 3  # its three dependents, in one go
+    assert all(kwargs == {"tenant": str(tenant.pk), "resource_class": "small"} for kwargs in messages.values())
     for step_id in ("s0", "s1", "s2"):
-        assert _run(execution, step_id) <= STEP_READING_OUTPUTS
-    assert _waiting() == 1  # z, released once by the last of its needs
-    assert _run(execution, "z") <= LAST_STEP
+        assert _run(execution, step_id, messages) <= STEP_READING_OUTPUTS
+    messages = _taken()
+    assert len(messages) == 1  # z, released once by the last of its needs
+    assert _run(execution, "z", messages) <= LAST_STEP
     execution.refresh_from_db()
     assert execution.status == "succeeded"
