@@ -82,17 +82,26 @@ def step_transition_claimed(step_pk: int, attempt: int, frm: str, to: str, **fie
     without building an ORM query (fields are prepared by their model fields, so JSON and
     datetimes are stored exactly as the ORM stores them).
     """
+    with connection.cursor() as cursor:
+        step_transition_claimed_send(cursor, step_pk, attempt, frm, to, **fields)
+        return cursor.fetchone() is not None
+
+
+def step_transition_claimed_send(cursor: Any, step_pk: int, attempt: int, frm: str, to: str, **fields: Any) -> None:
+    """Execute ``step_transition_claimed``'s statement on ``cursor``: one row (the id) if it moved.
+
+    Its result is read with ``fetchone``, so that in a pipeline it can be read later.
+    """
     if to not in STEP_TRANSITIONS[frm]:
         raise IllegalTransition(f"step {step_pk}: {frm} -> {to}")
     model_fields = [StepRun._meta.get_field(name) for name in fields]
     assignments = ", ".join(f"{field.column} = %s" for field in model_fields)  # type: ignore[union-attr]
     values = [field.get_db_prep_save(fields[field.name], connection) for field in model_fields]  # type: ignore[union-attr]
     sql = (
-        f"UPDATE {StepRun._meta.db_table} SET status = %s, {assignments} WHERE id = %s AND status = %s AND attempt = %s"  # noqa: S608 - column names from the model, values bound
+        f"UPDATE {StepRun._meta.db_table} SET status = %s, {assignments} "  # noqa: S608 - column names from the model, values bound
+        "WHERE id = %s AND status = %s AND attempt = %s RETURNING id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [to, *values, step_pk, frm, attempt])
-        return bool(cursor.rowcount == 1)
+    cursor.execute(sql, [to, *values, step_pk, frm, attempt])
 
 
 assert StepStatus.RUNNING in STEP_TRANSITIONS[StepStatus.QUEUED] & STEP_TRANSITIONS[StepStatus.RETRYING]

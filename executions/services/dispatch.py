@@ -209,6 +209,7 @@ SET needs_pending = needs_pending - 1,
     status = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE status END,
     queued_at = CASE WHEN needs_pending = 1 AND status = %s AND matrix IS NULL THEN %s ELSE queued_at END
 WHERE execution_id = %s AND kind = %s AND step_id IN ({placeholders})
+  AND EXISTS (SELECT 1 FROM executions_execution e WHERE e.id = %s AND e.status = %s)
 RETURNING id, needs_pending, status, matrix IS NOT NULL, queue, timeout_seconds, sequence, priority, resource_class
 """
 
@@ -222,13 +223,31 @@ def release_dependents(execution: Execution, step: StepRun) -> None:
     """
     if not step.dependents:
         return
-    execution_id = Execution._meta.pk.get_db_prep_value(execution.pk, connection)  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        release_dependents_send(cursor, execution.pk, step)
+        dependents_released(execution, cursor.fetchall())
+
+
+def release_dependents_send(cursor: Any, execution_id: Any, step: StepRun) -> bool:
+    """Execute ``release_dependents``'s statement on ``cursor`` (False: the step has no dependents).
+
+    It changes nothing unless the execution is running. Its rows go to ``dependents_released``.
+    """
+    if not step.dependents:
+        return False
+    execution_id = Execution._meta.pk.get_db_prep_value(execution_id, connection)  # type: ignore[union-attr]
     now = timezone.now()
     pending, queued = StepStatus.PENDING, StepStatus.QUEUED
     sql = _RELEASE_SQL.format(placeholders=", ".join(["%s"] * len(step.dependents)))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pending, queued, pending, now, execution_id, StepKind.STEP, *step.dependents])
-        rows = sorted(cursor.fetchall(), key=lambda row: (row[7], row[6]))  # critical first, then manifest order
+    params = [pending, queued, pending, now, execution_id, StepKind.STEP, *step.dependents]
+    cursor.execute(sql, [*params, execution_id, ExecutionStatus.RUNNING])
+    return True
+
+
+def dependents_released(execution: Execution, rows: list[Any]) -> None:
+    """Send the dependents the release statement queued (after commit); queue released matrix tasks."""
+    rows = sorted(rows, key=lambda row: (row[7], row[6]))  # critical first, then manifest order
+    queued = StepStatus.QUEUED
     released = [row for row in rows if row[1] == 0]
     messages = [
         Message(pk, queue, timeout, priority=priority, tenant_id=execution.tenant_id, resource_class=resource_class)
@@ -237,7 +256,7 @@ def release_dependents(execution: Execution, step: StepRun) -> None:
     ]
     if messages:
         transaction.on_commit(lambda: send_steps(messages))
-    matrix = [pk for pk, _, status, is_matrix, *_ in released if is_matrix and status == pending]
+    matrix = [pk for pk, _, status, is_matrix, *_ in released if is_matrix and status == StepStatus.PENDING]
     if matrix:
         queue_steps(execution, StepRun.objects.filter(pk__in=matrix).order_by("sequence"))
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -26,13 +26,14 @@ from executions.models import Execution, StepRun
 from executions.services.claims import attempt_record
 from executions.services.dispatch import (
     backoff_delay,
+    dependents_released,
     execution_settle,
     lock_execution,
     lock_step,
-    release_dependents,
+    release_dependents_send,
     step_finished,
 )
-from executions.transitions import step_transition, step_transition_claimed
+from executions.transitions import step_transition, step_transition_claimed_send
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -101,6 +102,22 @@ def _log_append(step: StepRun, attempt: int, worker: str, log: str) -> str:
     return text if len(text) <= limit else "[earlier log truncated]\n" + text[-limit:]
 
 
+@contextlib.contextmanager
+def _pipeline() -> Iterator[None]:
+    """Statements executed inside go out together (psycopg's pipeline mode on PostgreSQL).
+
+    A result is read when a cursor fetches it; reading waits for the statements before it.
+    Errors raised when the pipeline ends are Django's, as a cursor's are.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.wrap_database_errors:
+        connection.ensure_connection()
+        with connection.connection.pipeline():
+            yield
+
+
 def holds_claim(step: StepRun, attempt: int) -> bool:
     return step.status == StepStatus.RUNNING and step.attempt == attempt
 
@@ -139,15 +156,23 @@ def step_succeed(step: StepRun, outcome: Outcome) -> bool:
             step_finished(execution, locked)
             return True
         execution_id = Execution._meta.pk.get_db_prep_value(step.execution_id, connection)  # type: ignore[union-attr]
-        with connection.cursor() as cursor:
-            cursor.execute(_DECREMENT_SQL, [execution_id])
-            status, remaining, tenant_id = cursor.fetchone()
-        if not step_transition_claimed(step.pk, outcome.attempt, StepStatus.RUNNING, StepStatus.SUCCEEDED, **fields):
+        # Three statements in one round trip (with the BEGIN): count down (locking the
+        # execution first), record if the claim holds, release the dependents if the run
+        # still runs. A lost claim rolls all three back.
+        with _pipeline(), connection.cursor() as count, connection.cursor() as record, connection.cursor() as release:
+            count.execute(_DECREMENT_SQL, [execution_id])
+            step_transition_claimed_send(
+                record, step.pk, outcome.attempt, StepStatus.RUNNING, StepStatus.SUCCEEDED, **fields
+            )
+            releasing = release_dependents_send(release, step.execution_id, step)
+            status, remaining, tenant_id = count.fetchone()
+            claimed = record.fetchone() is not None
+            released = release.fetchall() if releasing else []
+        if not claimed:
             transaction.set_rollback(True)  # the claim was lost (cancelled, or redelivered elsewhere)
             return False
         execution = Execution(pk=step.execution_id, status=status, tenant_id=tenant_id)
-        if status == ExecutionStatus.RUNNING:
-            release_dependents(execution, step)
+        dependents_released(execution, released)
         if remaining <= 0:
             execution_settle(lock_execution(step.execution_id))
     return True
