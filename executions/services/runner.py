@@ -218,6 +218,7 @@ def _failed(attempt: int, exc: BaseException, timeout: int, input_digest: str, l
     for key in ("message", "traceback"):  # an error may quote the pii it choked on
         if isinstance(error.get(key), str):
             error[key] = log.scrub(error[key])
+    log.failed(error)  # the log says why the attempt failed (issue 13)
     return Outcome(attempt, False, input_digest, log.text(), error=error, retryable=retryable)
 
 

@@ -1,0 +1,137 @@
+"""The run page and its JSON, server-side: read-only, every panel there, state for polling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from executions.console import log_by_attempt, run_state, seconds_ms, usd
+from executions.models import Execution
+from executions.tests.console_runs import FAILED_MESSAGE, big_run, finished_run, running_run
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user(tenant: Any) -> Any:
+    return UserFactory(membership__tenant=tenant, membership__role="admin")
+
+
+@pytest.fixture
+def operator(tenant: Any) -> Client:
+    staff = UserFactory(membership__tenant=tenant, membership__role="operator", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def page(client: Client, execution: Execution, suffix: str = "change/") -> str:
+    response = client.get(f"/admin/executions/execution/{execution.pk}/{suffix}")
+    assert response.status_code == 200, response.content[:400]
+    return response.content.decode()
+
+
+def test_costs_and_durations_read_as_people_write_them() -> None:
+    assert usd(0.001040000000000001) == "$0.0010"
+    assert usd(12.5) == "$12.50" and usd(0) == "$0" and usd(0.00001) == "<$0.0001" and usd(None) == "-"
+    assert seconds_ms(0.0123) == "12 ms" and seconds_ms(1.2345) == "1.234 s" and seconds_ms(123.1) == "2 m 03.100 s"
+
+
+def test_log_is_split_per_attempt() -> None:
+    log = "--- attempt 1 on w1 ---\na\nb\n--- attempt 2 on w2 ---\nc"
+    assert log_by_attempt(log) == {1: "a\nb", 2: "c"}
+
+
+def test_finished_run_page_has_every_panel_and_no_save_button(operator: Client, tenant: Any, user: Any) -> None:
+    execution = finished_run(tenant, user)
+    html = page(operator, execution)
+    for needle in (
+        'id="mc-graph"',
+        'id="mc-timeline"',
+        'id="mc-state"',
+        "executions/vendor/dagre/dagre.min.js",
+        FAILED_MESSAGE,
+        "step_failed",
+        "log of attempt 1",
+        "ERROR step_failed",
+        "Plan",
+        "planned steps",
+        "verified now",
+        ">verified<",
+        "disclosure.tgz",
+        "Policy decisions",
+        "Verify receipt",
+    ):
+        assert needle in html, needle
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert '<b class="mc-cost">$' in html or '<b class="mc-cost"><$' in html or "&lt;$0.0001" in html
+
+
+def test_state_json_has_graph_timeline_and_critical_path(operator: Client, tenant: Any, user: Any) -> None:
+    execution = finished_run(tenant, user)
+    state = operator.get(f"/admin/executions/execution/{execution.pk}/state.json").json()
+    assert state["terminal"] is True and state["status"] == "failed"
+    nodes = {node["key"]: node for node in state["graph"]["nodes"]}
+    assert nodes["boom"]["status"] == "failed" and nodes["flaky"]["attempts"] == 2
+    assert nodes["fanout"]["shards"] == {"total": 3, "by_status": {"succeeded": 3}}
+    assert {"from": "fetch", "to": "boom"} in state["graph"]["edges"]
+    rows = {row["key"]: row for row in state["timeline"]["rows"]}
+    kinds = [segment["kind"] for segment in rows["flaky"]["segments"]]
+    assert kinds == ["queued", "running", "backoff", "running"], kinds
+    assert rows["flaky"]["segments"][1]["outcome"] == "failed"
+    assert rows["flaky"]["estimate_ms"] is not None
+    assert state["timeline"]["critical_path"][0] == "fetch"
+    assert state["counts"]["failed"] == 1 and state["counts"]["skipped"] == 1
+
+
+def test_running_run_is_polled(operator: Client, tenant: Any, user: Any) -> None:
+    execution = running_run(tenant, user)
+    html = page(operator, execution)
+    assert 'data-terminal="false"' in html and "refreshing every" in html and ">Cancel<" in html
+    state = run_state(execution)
+    rows = {row["key"]: row for row in state["timeline"]["rows"]}
+    assert [s["kind"] for s in rows["flaky"]["segments"]][-2:] == ["backoff", "running"]
+
+
+def test_thousand_step_run_is_collapsed_by_stage(operator: Client, tenant: Any, user: Any) -> None:
+    execution = big_run(tenant, user)
+    state = operator.get(f"/admin/executions/execution/{execution.pk}/state.json").json()
+    graph = state["graph"]
+    assert len(graph["nodes"]) == 1000 and graph["collapsed"] is True
+    assert len(graph["bands"]) == 20 and sum(band["steps"] for band in graph["bands"]) == 1000
+    assert graph["bands"][1]["needs"] == ["band-0"]
+    assert len(state["timeline"]["rows"]) == 1000
+    page(operator, execution)
+
+
+def test_actions_cancel_retry_verify_from_the_run_page(operator: Client, tenant: Any, user: Any) -> None:
+    execution = finished_run(tenant, user)
+    verified = operator.post(f"/admin/executions/execution/{execution.pk}/verify/", follow=True)
+    assert "Receipt verified: signature ok" in verified.content.decode()
+    retried = operator.post(f"/admin/executions/execution/{execution.pk}/retry/", follow=True)
+    assert retried.status_code == 200 and Execution.objects.count() == 2
+    assert operator.get(f"/admin/executions/execution/{execution.pk}/fields/").status_code == 200
+    assert operator.get(f"/admin/executions/execution/{execution.pk}/disclosure.tgz").status_code == 200
+
+
+def test_step_page_shows_attempts_and_logs(operator: Client, tenant: Any, user: Any) -> None:
+    execution = finished_run(tenant, user)
+    step = execution.steps.get(step_id="flaky", kind="step")
+    html = operator.get(f"/admin/executions/steprun/{step.pk}/change/").content.decode()
+    assert "log of attempt 1" in html and "log of attempt 2" in html and "blip" in html
+    assert 'name="_save"' not in html
+
+
+def test_engine_records_are_read_only_in_the_admin(operator: Client, tenant: Any, user: Any) -> None:
+    execution = finished_run(tenant, user)
+    receipt = execution.receipts.get()
+    for url in (
+        f"/admin/receipts/receipt/{receipt.pk}/change/",
+        f"/admin/workflows/workflowversion/{execution.workflow_version_id}/change/",
+    ):
+        html = operator.get(url).content.decode()
+        assert 'name="_save"' not in html, url
+    assert operator.get("/admin/executions/execution/add/").status_code == 403
