@@ -6,7 +6,6 @@ Executions and step runs are written by the engine only: their pages are read-on
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -282,18 +281,27 @@ def run_page_context(execution: Execution, state: dict[str, Any]) -> dict[str, A
         else [s.pk for s in console.interesting_steps(steps)][: console.DETAILS_INLINE]
     )
     detailed = StepRun.objects.filter(pk__in=detailed_ids).order_by("kind", "sequence")
+    # Past TABLE_ROWS the tables list what needs a look first (failed, retried, running), then
+    # manifest order: the graph and the timeline show every step.
+    listed = steps
+    if len(steps) > console.TABLE_ROWS:
+        first = console.interesting_steps(steps)
+        seen = {s.pk for s in first}
+        listed = (first + [s for s in steps if s.pk not in seen])[: console.TABLE_ROWS]
+    plan = console.plan_tables(execution.plan or {})
     decisions = PolicyDecision.objects.filter(execution=execution).order_by("created_at")
     return {
-        "steps": steps,
+        "steps": listed,
+        "steps_total": len(steps),
         "details": [console.step_details(step) for step in detailed],
         "details_all": len(detailed_ids) == len(steps),
-        "plan": console.plan_tables(execution.plan or {}),
+        "plan": plan,
+        "plan_steps": plan["steps"][: console.TABLE_ROWS],
         "receipt": receipt_verdict(execution),
         "decisions": [{"decision": d, "explanations": [*(d.deny or []), *(d.warn or [])]} for d in decisions],
         "inputs": console.pretty(execution.inputs),
         "error": console.pretty(execution.error) if execution.error else "",
         "colours": console.STATUS_COLOURS,
-        "state_json": json.dumps(state),
         "poll_ms": int(getattr(settings, "MC_CONSOLE_POLL_MS", 2000)),
     }
 

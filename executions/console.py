@@ -25,6 +25,8 @@ from executions.models import Execution, StepRun
 COLLAPSE_AT = 150
 #: Most nodes of a collapsed graph: consecutive stages share a band beyond it.
 MAX_BANDS = 40
+#: Most rows of the run page's step and plan tables (the graph and timeline show every step).
+TABLE_ROWS = 200
 #: Steps whose details (attempts, inputs, outputs, log) the run page shows inline.
 DETAILS_INLINE = 30
 
