@@ -24,6 +24,9 @@ from executions.choices import StepKind
 from executions.models import Execution, StepRun, WorkerHeartbeat
 from mc_project.errors import ApplicationError
 
+# The index opens on the console's overview (executions/templatetags/mc_console.py).
+admin.site.index_template = "admin/mc_index.html"
+
 _STEP_FIELDS = (
     "step_id",
     "kind",

@@ -444,3 +444,31 @@ def interesting_steps(steps: Iterable[StepRun]) -> list[StepRun]:
         for step in steps
         if step.status in (StepStatus.FAILED, StepStatus.RUNNING, StepStatus.RETRYING) or step.attempt > 1
     ]
+
+
+def manifest_graph(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's DAG in the run graph's shape (every node ``pending``): for the version page."""
+    from executions.graph import matrix_of, read_graph, shard_count, stages
+
+    graph = read_graph(manifest)
+    depth = stages(graph)
+    nodes = []
+    for task_id in graph.ids:
+        task = graph.tasks[task_id]
+        node: dict[str, Any] = {
+            "key": task_id,
+            "id": task_id,
+            "kind": StepKind.STEP,
+            "status": StepStatus.PENDING,
+            "stage": depth.get(task_id, 0),
+            "uses": str(task.get("uses", "")),
+            "attempts": 0,
+            "duration_ms": None,
+            "compensation": False,
+            "compensable": bool(task.get("compensate")),
+        }
+        if matrix_of(task):
+            node["shards"] = {"total": shard_count(task), "by_status": {}}
+        nodes.append(node)
+    edges = [{"from": need, "to": task_id} for task_id in graph.ids for need in graph.needs[task_id]]
+    return {"nodes": nodes, "edges": edges, "collapsed": len(nodes) > COLLAPSE_AT, "bands": _bands(nodes, edges)}

@@ -135,3 +135,43 @@ def test_engine_records_are_read_only_in_the_admin(operator: Client, tenant: Any
         html = operator.get(url).content.decode()
         assert 'name="_save"' not in html, url
     assert operator.get("/admin/executions/execution/add/").status_code == 403
+
+
+def test_index_opens_on_the_overview(operator: Client, tenant: Any, user: Any) -> None:
+    finished_run(tenant, user)
+    html = operator.get("/admin/").content.decode()
+    assert 'id="mc-overview"' in html
+    assert "Runs in the last 24 h: 1" in html and "nightly-report</a>: 1 of 1 failed" in html
+    assert "Queue backlog" in html and "Active canaries" in html
+    assert ">verified<" in html
+    assert "Tenant policies" in html and "policys" not in html
+
+
+def test_lists_show_badges_versions_durations_and_links(operator: Client, tenant: Any, user: Any) -> None:
+    execution = finished_run(tenant, user)
+    runs = operator.get("/admin/executions/execution/").content.decode()
+    assert 'class="mc-badge mc-failed"' in runs and "nightly-report@1.0.0" in runs and "5/5" in runs
+    workflows = operator.get("/admin/workflows/workflow/").content.decode()
+    assert "1.0.0" in workflows and 'mc-badge mc-failed' in workflows
+    decisions = operator.get("/admin/policy/policydecision/")
+    assert decisions.status_code == 200
+    assert str(execution.pk)[:8] in decisions.content.decode() or "0 policy decisions" in decisions.content.decode()
+
+
+def test_version_page_shows_yaml_dag_and_diff(operator: Client, tenant: Any, user: Any) -> None:
+    from workflows.models import WorkflowVersion
+    from workflows.services import draft_save, workflow_publish
+
+    execution = finished_run(tenant, user)
+    workflow = execution.workflow
+    doc = dict(execution.workflow_version.manifest)
+    doc["description"] = "now with a description"
+    draft_save(workflow=workflow, actor=user, manifest=doc)
+    new = workflow_publish(workflow=workflow, actor=user).version
+    html = operator.get(f"/admin/workflows/workflowversion/{new.pk}/change/").content.decode()
+    assert 'id="mc-version-graph"' in html and 'id="mc-version-state"' in html
+    assert '<span class="k">tasks</span>' in html
+    assert '<span class="add">+description: now with a description</span>' in html
+    assert 'name="_save"' not in html
+    first = WorkflowVersion.objects.get(workflow=workflow, version="1.0.0")
+    assert "first version" in operator.get(f"/admin/workflows/workflowversion/{first.pk}/change/").content.decode()

@@ -34,11 +34,12 @@ def wait_for(driver: Any, script: str, timeout: float = 15) -> Any:
         raise AssertionError(f"{script} never true; page logged: {js_errors(driver)}") from exc
 
 
-def nodes(driver: Any) -> dict[str, dict[str, str]]:
+def nodes(driver: Any, graph: str = "#mc-graph") -> dict[str, dict[str, str]]:
     return driver.execute_script(
-        "var out = {}; document.querySelectorAll('#mc-graph g.mc-node').forEach(function (g) {"
+        "var out = {}; document.querySelectorAll(arguments[0] + ' g.mc-node').forEach(function (g) {"
         " out[g.getAttribute('data-key')] = {status: g.getAttribute('data-status'),"
-        " fill: g.querySelector('rect').getAttribute('fill'), cls: g.getAttribute('class')}; }); return out;"
+        " fill: g.querySelector('rect').getAttribute('fill'), cls: g.getAttribute('class')}; }); return out;",
+        graph,
     )
 
 
@@ -127,3 +128,19 @@ def test_thousand_step_run(admin_browser: Callable[[str], Any], tenant: Any, use
     driver.save_screenshot(str(screenshots / "run-1000-steps.png"))
     print(f"1,000-step run page: graph drawn {drawn_s:.2f} s after the request")
     assert not js_errors(driver)
+
+
+def test_version_page_and_overview(
+    admin_browser: Callable[[str], Any], tenant: Any, user: Any, screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    execution = finished_run(tenant, user)
+    driver = admin_browser(f"/admin/workflows/workflowversion/{execution.workflow_version_id}/change/")
+    wait_for(driver, "return document.body.getAttribute('data-graph') === 'drawn'")
+    assert set(nodes(driver, "#mc-version-graph")) == {"fetch", "flaky", "boom", "fanout", "report"}
+    assert "×3" in driver.find_element(By.CSS_SELECTOR, "#mc-version-graph g[data-key=fanout]").text
+    driver.save_screenshot(str(screenshots / "workflow-version.png"))
+    admin_browser("/admin/")
+    assert "nightly-report" in driver.find_element(By.ID, "mc-overview").text
+    driver.save_screenshot(str(screenshots / "admin-overview.png"))
