@@ -139,7 +139,7 @@ def test_version_page_and_overview(
     driver = admin_browser(f"/admin/workflows/workflowversion/{execution.workflow_version_id}/change/")
     wait_for(driver, "return document.body.getAttribute('data-graph') === 'drawn'")
     assert set(nodes(driver, "#mc-version-graph")) == {"fetch", "flaky", "boom", "fanout", "report"}
-    assert "×3" in driver.find_element(By.CSS_SELECTOR, "#mc-version-graph g[data-key=fanout]").text
+    assert "\u00d73" in driver.find_element(By.CSS_SELECTOR, "#mc-version-graph g[data-key=fanout]").text
     driver.save_screenshot(str(screenshots / "workflow-version.png"))
     admin_browser("/admin/")
     assert "nightly-report" in driver.find_element(By.ID, "mc-overview").text
