@@ -41,3 +41,8 @@ class GzipRenderer(_ErrorsAsJson):
     media_type = "application/gzip"
     format = "tgz"
     charset = None
+
+
+class PemRenderer(_ErrorsAsJson):
+    media_type = "application/x-pem-file"
+    format = "pem"
