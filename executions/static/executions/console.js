@@ -39,8 +39,13 @@
   }
 
   /* --- pan and zoom of an SVG by its viewBox ------------------------------------------ */
+  var MIN_SCALE = 0.7;  /* below this text is unreadable: start there, at the top left, and let people pan */
+
   function panZoom(svg, box) {
-    var view = box.slice();
+    var rect = svg.getBoundingClientRect();
+    var fit = rect.width && rect.height ? Math.min(rect.width / box[2], rect.height / box[3]) : 1;
+    var start = fit < MIN_SCALE ? [0, 0, rect.width / MIN_SCALE, rect.height / MIN_SCALE] : box.slice();
+    var view = start.slice();
     function apply() { svg.setAttribute("viewBox", view.join(" ")); }
     apply();
     svg.addEventListener("wheel", function (event) {
@@ -64,7 +69,8 @@
       view = [drag.view[0] - (event.clientX - drag.x) * scale, drag.view[1] - (event.clientY - drag.y) * scale, view[2], view[3]];
       apply();
     });
-    svg.addEventListener("dblclick", function () { view = box.slice(); apply(); });
+    /* double click: everything, then back to where it started */
+    svg.addEventListener("dblclick", function () { view = view.join(" ") === box.join(" ") ? start.slice() : box.slice(); apply(); });
   }
 
   /* --- the graph ----------------------------------------------------------------------- */
@@ -89,7 +95,7 @@
     options = options || {};
     var collapsed = graph.collapsed && graph.bands && graph.bands.length;
     var nodes = collapsed ? graph.bands.map(function (band) {
-      return { key: band.key, band: band, w: 200, h: 46 };
+      return { key: band.key, band: band, w: 240, h: 46 };
     }) : graph.nodes.map(function (node) {
       return { key: node.key, node: node, w: 160, h: node.shards ? 38 : 30 };
     });
@@ -97,7 +103,8 @@
       return band.needs.map(function (need) { return { from: need, to: band.key }; });
     })) : graph.edges;
     var g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: "LR", nodesep: 12, ranksep: 42, marginx: 12, marginy: 12 });
+    /* a collapsed graph is a chain of bands: top to bottom reads better than one long row */
+    g.setGraph({ rankdir: collapsed ? "TB" : "LR", nodesep: 12, ranksep: collapsed ? 22 : 42, marginx: 12, marginy: 12 });
     g.setDefaultEdgeLabel(function () { return {}; });
     nodes.forEach(function (n) { g.setNode(n.key, { width: n.w, height: n.h }); });
     edges.forEach(function (e) { if (g.hasNode(e.from) && g.hasNode(e.to)) { g.setEdge(e.from, e.to, { compensation: !!e.compensation }); } });
@@ -128,7 +135,7 @@
         var group = el("g", { "class": "mc-node mc-band-node", "data-key": band.key, "data-steps": String(band.steps) }, nodeLayer);
         el("rect", { x: x, y: y, width: n.w, height: n.h, rx: 5, fill: "#f4f5f7" }, group);
         var stages = band.first_stage === band.last_stage ? "stage " + band.first_stage : "stages " + band.first_stage + "–" + band.last_stage;
-        text(group, x + 8, y + 16, stages + " · " + band.steps + " steps");
+        text(group, x + 8, y + 16, stages + " · " + band.steps + " steps · click to list");
         drawStatusBar(group, x + 8, y + 24, n.w - 16, 12, band.by_status, band.steps, colours);
         title(group, stages + ": " + Object.keys(band.by_status).map(function (s) { return s + " " + band.by_status[s]; }).join(", "));
         group.addEventListener("click", function () { showBand(band, graph, colours); });
@@ -163,7 +170,7 @@
     panel.hidden = false;
     panel.textContent = "";
     var heading = document.createElement("p");
-    heading.textContent = "stages " + band.first_stage + "–" + band.last_stage + ": " + band.steps + " steps";
+    heading.textContent = (band.first_stage === band.last_stage ? "stage " + band.first_stage : "stages " + band.first_stage + "–" + band.last_stage) + ": " + band.steps + " steps";
     panel.appendChild(heading);
     graph.nodes.forEach(function (node) {
       if (!members[node.key]) { return; }
