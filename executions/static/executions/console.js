@@ -40,11 +40,18 @@
 
   /* --- pan and zoom of an SVG by its viewBox ------------------------------------------ */
   var MIN_SCALE = 0.7;  /* below this text is unreadable: start there, at the top left, and let people pan */
+  var MAX_SCALE = 1.15;  /* above this a small graph looks blown up */
 
   function panZoom(svg, box) {
     var rect = svg.getBoundingClientRect();
     var fit = rect.width && rect.height ? Math.min(rect.width / box[2], rect.height / box[3]) : 1;
-    var start = fit < MIN_SCALE ? [0, 0, rect.width / MIN_SCALE, rect.height / MIN_SCALE] : box.slice();
+    var start = box.slice();
+    if (fit < MIN_SCALE) {
+      start = [0, 0, rect.width / MIN_SCALE, rect.height / MIN_SCALE];
+    } else if (fit > MAX_SCALE) {  /* a small graph: natural size, and a box no taller than it needs */
+      svg.parentNode.style.height = Math.ceil(box[3] * MAX_SCALE + 12) + "px";
+      start = [0, 0, svg.parentNode.clientWidth / MAX_SCALE, box[3] + 10];
+    }
     var view = start.slice();
     function apply() { svg.setAttribute("viewBox", view.join(" ")); }
     apply();
@@ -145,7 +152,7 @@
       var cls = "mc-node" + (node.compensation ? " mc-comp" : "") + (critical[node.key] ? " mc-crit" : "");
       var groupNode = el("g", { "class": cls, "data-key": node.key, "data-status": node.status }, nodeLayer);
       el("rect", { x: x, y: y, width: n.w, height: n.h, rx: 5, fill: colours[node.status] || "#ccc", "class": "mc-node-box" }, groupNode);
-      el("rect", { x: x + 4, y: y + 4, width: n.w - 8, height: 22, rx: 3, fill: "rgba(255,255,255,0.85)" }, groupNode);
+      el("rect", { x: x + 4, y: y + 4, width: n.w - 8, height: 22, rx: 3, fill: "rgba(255,255,255,0.6)" }, groupNode);
       text(groupNode, x + 9, y + 19, (node.compensation ? "↺ " : "") + nodeLabel(node));
       if (node.shards) {
         drawStatusBar(groupNode, x + 4, y + 28, n.w - 8, 6, node.shards.by_status, Math.max(node.shards.total, 1), colours);
