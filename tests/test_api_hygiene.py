@@ -153,3 +153,27 @@ def test_json_endpoints_negotiate_json(author: APIClient, path: str, accept: str
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
     assert_error(author.get(path, HTTP_ACCEPT="text/plain"), 406, "not_acceptable")
+
+
+def _get_operations() -> list[tuple[str, list[str]]]:
+    """Every GET operation of the OpenAPI schema without path parameters, with the media types it answers."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = []
+    for path, item in schema["paths"].items():
+        get = item.get("get")
+        if get is None or "{" in path or path.startswith("/api/schema"):
+            continue
+        types = sorted({t for answer in get.get("responses", {}).values() for t in answer.get("content", {})})
+        operations.append((path, types))
+    return operations
+
+
+@pytest.mark.parametrize(("path", "types"), _get_operations())
+def test_every_get_operation_answers_what_its_schema_says(author: APIClient, path: str, types: list[str]) -> None:
+    response = author.get(path, HTTP_ACCEPT=", ".join(types) or "*/*")
+    assert response.status_code != 406, (path, types)
+    assert response["Content-Type"].split(";")[0] in {*types, "application/json"}, (path, response["Content-Type"])
+    if "text/plain" not in types:
+        assert_error(author.get(path, HTTP_ACCEPT="text/plain"), 406, "not_acceptable")
