@@ -305,7 +305,7 @@ def run_page_context(execution: Execution, state: dict[str, Any]) -> dict[str, A
         "inputs": console.pretty(execution.inputs),
         "error": console.pretty(execution.error) if execution.error else "",
         "colours": console.STATUS_COLOURS,
-        "poll_ms": int(getattr(settings, "MC_CONSOLE_POLL_MS", 2000)),
+        "poll_ms": settings.MC_CONSOLE_POLL_MS,
     }
 
 

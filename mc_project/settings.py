@@ -327,6 +327,8 @@ MC_PRIORITY_AGING = ENV.priority_aging
 MC_STEP_TIMEOUT_GRACE = ENV.step_timeout_grace
 MC_OUTPUT_INLINE_LIMIT = ENV.output_inline_limit
 MC_STEP_LOG_LIMIT = ENV.step_log_limit
+# How often the console's run page polls an unfinished run (ms); not from the environment.
+MC_CONSOLE_POLL_MS = 2000
 MC_HTTP_ALLOWED_HOSTS = ENV.http_allowed_hosts
 MC_PYTHON_ALLOWED_MODULES = ENV.python_allowed_modules
 
