@@ -114,3 +114,10 @@ class StepLog:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return text
+
+
+def failure_log(error: Mapping[str, Any], limit: int) -> str:
+    """The log of an attempt that wrote nothing before it failed (killed at its hard time limit)."""
+    log = StepLog(limit)
+    log.failed(error)
+    return log.text()

@@ -56,3 +56,10 @@ def test_pii_is_redacted_from_lines_and_errors() -> None:
     log.write("mailing ada@example.com")
     log.failed({"code": "step_failed", "message": "ada@example.com bounced"})
     assert "ada@example.com" not in log.text() and log.text().count(REDACTED) == 2
+
+
+def test_an_attempt_killed_at_its_time_limit_still_logs_why() -> None:
+    from executions.services.steplog import failure_log
+
+    text = failure_log({"code": "timeout", "message": "killed at the hard time limit after 2 s"}, 10_000)
+    assert STAMP.match(text) and text.endswith("ERROR timeout: killed at the hard time limit after 2 s")
