@@ -175,3 +175,18 @@ def test_version_page_shows_yaml_dag_and_diff(operator: Client, tenant: Any, use
     assert 'name="_save"' not in html
     first = WorkflowVersion.objects.get(workflow=workflow, version="1.0.0")
     assert "first version" in operator.get(f"/admin/workflows/workflowversion/{first.pk}/change/").content.decode()
+
+
+def test_every_admin_list_and_page_opens(operator: Client, tenant: Any, user: Any) -> None:
+    from django.contrib import admin
+    from django.urls import reverse
+
+    finished_run(tenant, user)
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        listing = operator.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        assert listing.status_code == 200, (opts.label, listing.status_code)
+        first = model_admin.get_queryset(listing.wsgi_request).first()
+        if first is not None:
+            page = operator.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk]))
+            assert page.status_code == 200, (opts.label, page.status_code)
