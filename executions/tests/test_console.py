@@ -190,3 +190,14 @@ def test_every_admin_list_and_page_opens(operator: Client, tenant: Any, user: An
         if first is not None:
             page = operator.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk]))
             assert page.status_code == 200, (opts.label, page.status_code)
+
+
+def test_a_dry_run_has_a_page_too(operator: Client, tenant: Any, user: Any) -> None:
+    from executions.services import execution_create
+    from executions.tests.console_runs import MIXED, publish
+
+    workflow = publish(tenant, user, MIXED)
+    dry, _ = execution_create(tenant=tenant, actor=user, workflow=workflow, mode="dry_run")
+    html = page(operator, dry)
+    assert "a dry run has none" in html and 'data-terminal="true"' in html
+    assert operator.get(f"/admin/executions/execution/{dry.pk}/state.json").json()["terminal"] is True
