@@ -25,6 +25,7 @@ api: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("api/", include(api)),
+    re_path(r"^api$", api_fallback),  # /api itself: MC's JSON 404 too
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),

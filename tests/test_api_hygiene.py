@@ -47,6 +47,8 @@ def twin(execution: Execution, pk: str) -> Execution:
 
 
 UNKNOWN = [
+    "/api",
+    "/api/",
     "/api/nope",
     "/api/nope/",
     "/api/executions/not-an-id",
