@@ -152,7 +152,7 @@ def test_lists_show_badges_versions_durations_and_links(operator: Client, tenant
     runs = operator.get("/admin/executions/execution/").content.decode()
     assert 'class="mc-badge mc-failed"' in runs and "nightly-report@1.0.0" in runs and "5/5" in runs
     workflows = operator.get("/admin/workflows/workflow/").content.decode()
-    assert "1.0.0" in workflows and 'mc-badge mc-failed' in workflows
+    assert "1.0.0" in workflows and "mc-badge mc-failed" in workflows
     decisions = operator.get("/admin/policy/policydecision/")
     assert decisions.status_code == 200
     assert str(execution.pk)[:8] in decisions.content.decode() or "0 policy decisions" in decisions.content.decode()
