@@ -42,6 +42,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/pytest --create-db
 
+## test-browser: only the operator console's browser tests (headless Chromium; also part of `make test`)
+.PHONY: test-browser
+test-browser: $(VENV)/.installed-dev
+	$(VENV)/bin/pytest -m browser tests/browser -v
+
 ## fuzz: schemathesis against every API operation with many more examples than `make test`
 ## (FUZZ_EXAMPLES per operation, default 200; derandomised, so a failure reproduces).
 FUZZ_EXAMPLES ?= 200

@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +29,7 @@ from executions.serializers import (
     StepOutput,
 )
 from mc_project.errors import NotFound, ValidationFailed
+from mc_project.renderers import PlainTextRenderer
 from mc_project.serializers import ErrorOutput
 from mc_project.tenancy.choices import Role
 from mc_project.tenancy.selectors import tenant_for_user
@@ -203,6 +205,8 @@ class StepDetailApi(APIView):
 class StepLogApi(APIView):
     """The step's log, every attempt, as plain text (capped at MC_STEP_LOG_LIMIT)."""
 
+    renderer_classes = [JSONRenderer, PlainTextRenderer]  # errors as JSON; text/plain accepted
+
     @extend_schema(parameters=_STEP_PARAMETERS, responses={(200, "text/plain"): OpenApiTypes.STR})
     def get(self, request: Request, execution_id: str, step_id: str) -> HttpResponse:
         step = _step(request, execution_id, step_id)
@@ -211,6 +215,8 @@ class StepLogApi(APIView):
 
 class ExecutionLogApi(APIView):
     """Logs of every step, in manifest order, each line prefixed by its step."""
+
+    renderer_classes = [JSONRenderer, PlainTextRenderer]  # errors as JSON; text/plain accepted
 
     @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
     def get(self, request: Request, execution_id: str) -> HttpResponse:

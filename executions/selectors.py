@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
 from executions.choices import StepKind, StepStatus
+from executions.converters import MIN_PREFIX
 from executions.models import Execution, StepRun
-from mc_project.errors import NotFound
+from mc_project.errors import Conflict, NotFound
 from mc_project.tenancy.selectors import tenant_for_user
+
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def execution_list(*, user: Any) -> QuerySet[Execution]:
@@ -21,11 +25,44 @@ def execution_list(*, user: Any) -> QuerySet[Execution]:
     )
 
 
+#: How many candidates an ambiguous prefix lists.
+_CANDIDATES_SHOWN = 10
+
+
+def _execution_by_prefix(executions: QuerySet[Execution], prefix: str) -> Execution | None:
+    """The one execution whose id starts with the hex ``prefix``; 409 listing them when several do.
+
+    A range on the primary key (``prefix000...`` to ``prefixfff...``), so the index answers.
+    """
+    low = uuid.UUID(prefix.ljust(32, "0"))
+    high = uuid.UUID(prefix.ljust(32, "f"))
+    found = list(executions.filter(pk__gte=low, pk__lte=high).order_by("-created_at")[: _CANDIDATES_SHOWN + 1])
+    if len(found) > 1:
+        shown = found[:_CANDIDATES_SHOWN]
+        raise Conflict(
+            f"{prefix} names {len(found) if len(found) <= _CANDIDATES_SHOWN else 'more than 10'} executions; "
+            "give more characters of the id.",
+            code="ambiguous_id",
+            details=[
+                {"path": "/id", "message": f"{e.pk} {e.workflow.name}@{e.workflow_version.version} {e.status}"}
+                for e in shown
+            ],
+        )
+    return found[0] if found else None
+
+
 def execution_get(*, user: Any, execution_id: uuid.UUID | str) -> Execution:
-    try:
-        execution = execution_list(user=user).filter(pk=execution_id).first()
-    except (ValueError, TypeError):
-        execution = None
+    """The caller's execution by its id, or by a unique prefix of at least 8 hex digits (as git does)."""
+    executions = execution_list(user=user)
+    execution: Execution | None = None
+    if isinstance(execution_id, uuid.UUID):
+        execution = executions.filter(pk=execution_id).first()
+    else:
+        digits = str(execution_id).replace("-", "").lower()
+        if len(digits) == 32 and _HEX.fullmatch(digits):
+            execution = executions.filter(pk=uuid.UUID(digits)).first()
+        elif MIN_PREFIX <= len(digits) < 32 and _HEX.fullmatch(digits):
+            execution = _execution_by_prefix(executions, digits)
     if execution is None:
         raise NotFound("No such execution.")
     return execution

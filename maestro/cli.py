@@ -50,7 +50,8 @@ app.command("cancel")(executions.cancel)
 app.command("disclosure")(executions.disclosure)
 app.command("new")(setup.new)
 
-receipt_app = typer.Typer(help="Receipts: verify them offline.", no_args_is_help=True)
+receipt_app = typer.Typer(help="Receipts: fetch them, verify them offline.", no_args_is_help=True)
+receipt_app.command("get")(receipts.get)
 receipt_app.command("verify")(receipts.verify)
 app.add_typer(receipt_app, name="receipt")
 

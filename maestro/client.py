@@ -20,21 +20,30 @@ _AUTH_STATUSES = {401}
 
 
 def _error_from(response: httpx.Response) -> MaestroError:
-    """A MaestroError from a 4xx/5xx answer in the API's one error shape (or anything else)."""
+    """A MaestroError from a 4xx/5xx answer in the API's one error shape.
+
+    Anything else (an HTML page, another service's JSON) is not MC speaking: exit 3 with
+    one line naming the URL, the status and the content type, never the body itself.
+    """
     try:
         error = response.json()["error"]
         code, message, details = error["code"], error["message"], error.get("details") or []
+        if not isinstance(code, str) or not isinstance(message, str) or not isinstance(details, list):
+            raise TypeError("not MC's error shape")
     except (ValueError, KeyError, TypeError):
-        code, message, details = f"http_{response.status_code}", _short(response.text), []
+        return _not_mc(response)
     message = f"{message} (HTTP {response.status_code})"
     if response.status_code in _AUTH_STATUSES or response.status_code >= 500:
         return Unreachable(message, code=code, details=details)
     return Failed(message, code=code, details=details)
 
 
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text[:200] + ("..." if len(text) > 200 else "") if text else "no message"
+def _not_mc(response: httpx.Response) -> Unreachable:
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip() or "no content type"
+    return Unreachable(
+        f"{response.request.url} answered HTTP {response.status_code} ({kind}), not MC's API: is MAESTRO_URL right?",
+        code="bad_answer",
+    )
 
 
 class Api:

@@ -45,3 +45,9 @@ class FilesystemChannel(filesystem.Channel):
 
 class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        # Folders on this host: no hostname to fall back to, so kombu does not warn
+        # "No hostname was supplied. Reverting to default 'localhost'" on every start.
+        return {"port": self.default_port}

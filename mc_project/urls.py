@@ -1,10 +1,11 @@
 """URL map: the API under /api/, the admin, OpenAPI docs, health probes and /metrics."""
 
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from mc_project import health
+from mc_project.fallback import api_fallback
 from mc_project.metrics import metrics_export
 from mc_project.tenancy.apis import MeApi
 
@@ -18,10 +19,13 @@ api: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-redoc"),
+    # Last: a trailing-slash twin of a route is served by it; anything else is a JSON 404.
+    re_path(r"^.*$", api_fallback, name="api-fallback"),
 ]
 
 urlpatterns = [
     path("api/", include(api)),
+    re_path(r"^api$", api_fallback),  # /api itself: MC's JSON 404 too
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),

@@ -51,6 +51,7 @@ class TenantPolicy(models.Model):
 
     class Meta:
         ordering = ["tenant", "pack"]
+        verbose_name_plural = "tenant policies"
         constraints = [models.UniqueConstraint(fields=["tenant", "pack"], name="tenantpolicy_unique")]
 
     def __str__(self) -> str:

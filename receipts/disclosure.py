@@ -175,6 +175,14 @@ def _envelope_of(receipt: Receipt) -> tuple[dict[str, Any], dict[str, Any] | Non
     return document, None
 
 
+def receipt_public_keys_pem(receipt: Receipt) -> bytes:
+    """PEM of the public keys that signed ``receipt`` (empty for a keyless or unsigned one)."""
+    if not receipt.envelope:
+        return b""
+    envelope, sigstore_bundle = _envelope_of(receipt)
+    return _public_keys_pem(envelope, keyless=sigstore_bundle is not None)
+
+
 def _public_keys_pem(envelope: dict[str, Any], *, keyless: bool) -> bytes:
     """PEM of MC's public keys that signed ``envelope`` (at least the signing key, for a key signer)."""
     from receipts.signing.keys import key_id, public_key_pem

@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from executions.selectors import execution_get
+from mc_project.renderers import GzipRenderer
 from mc_project.serializers import ErrorOutput
 from receipts.disclosure import disclosure_filename, disclosure_get
 
@@ -19,6 +21,8 @@ class ExecutionDisclosureApi(APIView):
     409 (``receipt_not_signed``, ``execution_not_finished``, ``no_receipt``) until the run has a
     signed receipt. The same run always gives the same bytes.
     """
+
+    renderer_classes = [JSONRenderer, GzipRenderer]  # errors as JSON; application/gzip accepted
 
     @extend_schema(
         operation_id="executions_disclosure",

@@ -7,4 +7,5 @@ urlpatterns = [
     path("receipts/chain/verify", apis.ChainVerifyApi.as_view(), name="receipt-chain-verify"),
     path("receipts/<uuid:receipt_id>", apis.ReceiptDetailApi.as_view(), name="receipt-detail"),
     path("receipts/<uuid:receipt_id>/verify", apis.ReceiptVerifyApi.as_view(), name="receipt-verify"),
+    path("receipts/<uuid:receipt_id>/key.pem", apis.ReceiptKeyApi.as_view(), name="receipt-key"),
 ]

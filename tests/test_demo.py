@@ -94,7 +94,8 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
         assert not check or done.returncode == 0, done.stdout + done.stderr
         return done
 
-    run("migrate", "--noinput", "-v", "0")
+    migrated = run("migrate", "--noinput", "-v", "0")
+    assert "W040" not in migrated.stdout + migrated.stderr  # no avoidable warnings (issue 13)
     out = run("mc_demo", "--url", base).stdout
     token = re.search(r"API token\s+(mc_\S+)", out)
     assert token, out
@@ -154,6 +155,8 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     finally:
         stop(up)
     assert "Stopped." in output()
+    for avoidable in ("W040", "No hostname was supplied"):
+        assert avoidable not in output(), avoidable
     assert "Warm shutdown" in (var_dir / "log" / "worker.log").read_text()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/healthz", timeout=2)

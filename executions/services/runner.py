@@ -38,7 +38,7 @@ from executions.services.recording import (
     step_outcome_record,
     until_recorded,
 )
-from executions.services.steplog import PII, StepLog
+from executions.services.steplog import PII, StepLog, failure_log
 from mc_project import metrics
 from workflows.manifest import canonical_json, sha256_digest
 
@@ -204,9 +204,11 @@ def _succeeded(attempt: int, outputs: dict[str, Any], input_digest: str, log: St
         stored = outputs_store(outputs)
     except (TypeError, ValueError) as exc:  # outputs that are not plain JSON
         error = {"code": "invalid_outputs", "message": f"outputs are not JSON: {exc}", "retryable": False}
+        log.failed(error)
         return Outcome(attempt, False, input_digest, log.text(), error=error, retryable=False)
     except Exception as exc:  # the artifact store failed: another attempt may store them
-        return Outcome(attempt, False, input_digest, log.text(), error=crash_error(exc), retryable=True)
+        log.failed(error := crash_error(exc))
+        return Outcome(attempt, False, input_digest, log.text(), error=error, retryable=True)
     return Outcome(
         attempt,
         True,
@@ -223,6 +225,7 @@ def _failed(attempt: int, exc: BaseException, timeout: int, input_digest: str, l
     for key in ("message", "traceback"):  # an error may quote the pii it choked on
         if isinstance(error.get(key), str):
             error[key] = log.scrub(error[key])
+    log.failed(error)  # the log says why the attempt failed (issue 13)
     return Outcome(attempt, False, input_digest, log.text(), error=error, retryable=retryable)
 
 
@@ -240,7 +243,7 @@ def step_hard_timeout(step_pk: int, timeout: int) -> float | None:
         error=error,
         retryable=retryable,
         input_digest=step.input_digest,
-        log="",
+        log=failure_log(error, settings.MC_STEP_LOG_LIMIT),
     )
     if step.kind == StepKind.SHARD and step.parent_id is not None:
         with transaction.atomic():

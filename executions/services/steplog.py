@@ -1,15 +1,33 @@
-"""A step's log for one attempt: capped, and with pii values redacted before it is stored."""
+"""A step's log for one attempt: timestamped lines, capped, with pii values redacted before it is stored.
+
+Each line starts with its UTC time to the millisecond (``2026-05-04T10:11:12.345Z``). A failed
+attempt ends with its error: ``ERROR code: message``, the details, and for a crash the
+traceback, so the log read through the API, the CLI and the disclosure bundle says why.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 PII = "pii"
 REDACTED = "[redacted: pii]"
 _MIN_SECRET = 3  # shorter values ("a", "42") would blank out ordinary text
 _EXPRESSION_RE = re.compile(r"\$\{\{.*?\}\}")
+#: Room kept under the cap for the error of a failed attempt (its traceback is cut to fit).
+_ERROR_ROOM = 2000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    """``2026-05-04T10:11:12.345Z``: the prefix of every log line."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @dataclass
@@ -25,6 +43,7 @@ class StepLog:
     size: int = 0
     truncated: bool = False
     secrets: set[str] = field(default_factory=set)
+    clock: Callable[[], datetime] = _utc_now
 
     def redact(self, value: Any) -> None:
         """Keep every string (and number) inside ``value`` out of the log."""
@@ -58,14 +77,34 @@ class StepLog:
                 self.redact(rendered)
 
     def write(self, line: str) -> None:
+        """One line of what the package says, stamped with the time it said it."""
         if self.truncated:
             return
-        if self.size + len(line) + 1 > self.limit:
-            self.lines.append("[log truncated]")
+        stamped = f"{timestamp(self.clock())} {line}"
+        if self.size + len(stamped) + 1 > max(self.limit - _ERROR_ROOM, self.limit // 2):
+            self.lines.append(f"{timestamp(self.clock())} [log truncated]")
             self.truncated = True
             return
-        self.lines.append(line)
-        self.size += len(line) + 1
+        self.lines.append(stamped)
+        self.size += len(stamped) + 1
+
+    def failed(self, error: Mapping[str, Any]) -> None:
+        """The error that ended the attempt: code and message, its details, a crash's traceback.
+
+        Written even after the log was truncated (room is kept for it), so every failed
+        attempt's log says why it failed.
+        """
+        now = timestamp(self.clock())
+        lines = [f"{now} ERROR {error.get('code', 'failed')}: {error.get('message', '')}"]
+        for detail in error.get("details") or []:
+            if isinstance(detail, Mapping):
+                lines.append(f"{now}   {detail.get('path', '')}: {detail.get('message', '')}")
+        trace = error.get("traceback")
+        if isinstance(trace, str) and trace:
+            lines.append(f"{now} Traceback of the crash:")
+            lines.extend("    " + line for line in trace[-(_ERROR_ROOM - 200) :].rstrip().splitlines())
+        self.lines.extend(lines)
+        self.size += sum(len(line) + 1 for line in lines)
 
     def text(self) -> str:
         return self.scrub("\n".join(self.lines))
@@ -75,3 +114,10 @@ class StepLog:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return text
+
+
+def failure_log(error: Mapping[str, Any], limit: int) -> str:
+    """The log of an attempt that wrote nothing before it failed (killed at its hard time limit)."""
+    log = StepLog(limit)
+    log.failed(error)
+    return log.text()

@@ -289,6 +289,7 @@ def test_a_package_ignoring_the_soft_limit_is_killed_at_the_hard_limit(
     assert execution.status == ExecutionStatus.FAILED
     step = steps_by_id(execution)["hang"]
     assert step.error["code"] == "timeout" and "hard time limit" in step.error["message"]
+    assert "ERROR timeout: killed at the hard time limit" in step.log  # the log says why, too
     assert (step.finished_at - step.started_at).total_seconds() < 15
     quick = wait_finished(
         start(

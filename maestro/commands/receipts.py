@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from maestro.client import Api, api_session, path_segment
 from maestro.errors import Failed
 from maestro.output import OUTPUT_OPTION, Output, emit_json, handles_errors, say
 
@@ -58,7 +60,16 @@ def _verify(
 
 @handles_errors
 def verify(
-    file: Annotated[Path, typer.Argument(help="the receipt: a DSSE envelope, a receipt object or a Sigstore bundle.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="the receipt: a DSSE envelope, a receipt object or a Sigstore bundle."),
+    ] = None,
+    execution: Annotated[
+        str | None,
+        typer.Option(
+            "--execution", "-e", metavar="EXECUTION", help="fetch the run's receipt (and, without --key, its key)."
+        ),
+    ] = None,
     keys: Annotated[
         list[Path] | None, typer.Option("--key", metavar="PUB.pem", help="a PEM public key file (repeatable).")
     ] = None,
@@ -69,23 +80,87 @@ def verify(
     issuer: Annotated[str | None, typer.Option(help="Sigstore: the signer's OIDC issuer.")] = None,
     output: OUTPUT_OPTION = Output.text,
 ) -> None:
-    """Verify a receipt's signature offline (no server, no database); exit 1 saying what failed."""
-    from receipts.signing import SigningError, VerificationError
+    """Verify a receipt's signature offline (no server, no database); exit 1 saying what failed.
 
-    document = _read_json(file)
-    try:
-        statement, signed_by = _verify(
-            document, keys or [], trusted_root=trusted_root, identity=identity, issuer=issuer
-        )
-    except VerificationError as exc:
-        raise Failed(f"{file}: does NOT verify ({exc.code}): {exc.message}", code=exc.code) from exc
-    except SigningError as exc:
-        raise Failed(str(exc), code="verification_failed") from exc
+    With --execution ID the receipt is fetched first, then verified here; without --key
+    against the key the server names (say so: pin a key you got another way with --key).
+    """
+    if (file is None) == (execution is None):
+        raise typer.BadParameter("give a receipt FILE or --execution ID (one of them)")
+    fetched_key = False
+    with tempfile.TemporaryDirectory(prefix="maestro-receipt-") as scratch:
+        if execution is not None:
+            with api_session() as api:
+                document, pem, name = _fetch(api, execution)
+            if not keys:
+                fetched_key = True
+                keys = [Path(scratch) / f"{name}.pub.pem"]
+                keys[0].write_bytes(pem)
+            label = f"the receipt of {name}"
+        else:
+            assert file is not None
+            document, label = _read_json(file), str(file)
+        statement, signed_by = _verified(document, label, keys or [], trusted_root, identity, issuer)
     if output == Output.json:
-        emit_json({"file": str(file), "verified": True, "signed_by": signed_by, "statement": statement})
+        emit_json({"file": label, "verified": True, "signed_by": signed_by, "statement": statement})
         return
-    say(f"{file}: [green]verified[/green], signed by {signed_by}")
+    say(f"{label}: [green]verified[/green], signed by {signed_by}")
+    if fetched_key:
+        say("  [dim](with the key the server sent; pin one with --key PUB.pem)[/dim]")
     say(f"  predicate type: {statement['predicateType']}")
     for item in statement["subject"]:
         digests = ", ".join(f"{name}:{value}" for name, value in sorted(item["digest"].items()))
         say(f"  subject: {item.get('name', '(no name)')} {digests}")
+
+
+def _verified(
+    document: Any,
+    label: str,
+    keys: list[Path],
+    trusted_root: Path | None,
+    identity: str | None,
+    issuer: str | None,
+) -> tuple[dict[str, Any], str]:
+    from receipts.signing import SigningError, VerificationError
+
+    try:
+        return _verify(document, keys, trusted_root=trusted_root, identity=identity, issuer=issuer)
+    except VerificationError as exc:
+        raise Failed(f"{label}: does NOT verify ({exc.code}): {exc.message}", code=exc.code) from exc
+    except SigningError as exc:
+        raise Failed(str(exc), code="verification_failed") from exc
+
+
+def _fetch(api: Api, execution: str) -> tuple[dict[str, Any], bytes, str]:
+    """The run's signed receipt (envelope or Sigstore bundle), its public key PEM, and ``receipt-<id8>``."""
+    run = api.get(f"/api/executions/{path_segment(execution)}")
+    found = api.get("/api/receipts", execution=run["id"], kind="execution")["results"]
+    if not found:
+        raise Failed(f"{run['id'][:8]} has no receipt yet (it is written when the run finishes)", code="no_receipt")
+    receipt = found[0]
+    if not receipt.get("envelope"):
+        raise Failed(f"the receipt of {run['id'][:8]} is not signed yet; try again shortly", code="receipt_not_signed")
+    pem = api.request("GET", f"/api/receipts/{receipt['id']}/key.pem", headers={"Accept": "application/x-pem-file"})
+    return dict(receipt["envelope"]), pem.content, f"receipt-{run['id'][:8]}"
+
+
+@handles_errors
+def get(
+    execution: Annotated[str, typer.Argument(metavar="EXECUTION", help="the execution's id (or a unique prefix).")],
+    directory: Annotated[
+        Path, typer.Option("--dir", "-d", help="where to write the two files.", file_okay=False)
+    ] = Path("."),
+    output: OUTPUT_OPTION = Output.text,
+) -> None:
+    """Save a run's signed receipt (the DSSE envelope) and the public key that signed it."""
+    with api_session() as api:
+        document, pem, name = _fetch(api, execution)
+    directory.mkdir(parents=True, exist_ok=True)
+    envelope_path, key_path = directory / f"{name}.json", directory / f"{name}.pub.pem"
+    envelope_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    key_path.write_bytes(pem)
+    if output == Output.json:
+        emit_json({"execution": execution, "envelope": str(envelope_path), "key": str(key_path)})
+        return
+    say(f"wrote {envelope_path} and {key_path}")
+    say(f"  verify offline: maestro receipt verify {envelope_path} --key {key_path}")
