@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
 from mc_project.env import read_environment
+from receipts.signing.keys import load_private_key
 from tests.deploy.conftest import CHART, VALUES, Manifests, pod_specs, routed_queues, run
 
 # Kinds of custom resources (KEDA, the Prometheus operator): no upstream schema to check.
@@ -149,8 +151,9 @@ def test_an_existing_secret_is_used_and_none_is_created(render: Callable[..., Ma
 def test_the_chart_makes_the_secret_and_keeps_a_generated_signing_key(render: Callable[..., Manifests]) -> None:
     secret = _by_kind(render([]), "Secret")["mc-secrets"]
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    pem = base64.b64decode(secret["data"]["signing-key.pem"]).decode()
-    assert "PRIVATE KEY-----" in pem
+    pem = base64.b64decode(secret["data"]["signing-key.pem"])
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")  # PKCS#8, as MC requires
+    assert load_private_key(pem).curve.name == "secp256r1"
 
 
 def test_pod_security_context_is_restricted(rendered: Manifests) -> None:
@@ -215,3 +218,36 @@ def test_the_values_schema_rejects_a_bad_value_with_a_message(helm: str, setting
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert message in result.stderr
+
+
+def test_the_chart_environment_passes_the_production_check(
+    render: Callable[..., Manifests], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API container's environment, from the ConfigMap and the Secret the chart makes, is production-ready."""
+    manifests = render(VALUES["canary"], "secrets.values.databaseUrl=postgres://mc:pw@db:5432/mc")
+    config = _by_kind(manifests, "ConfigMap")["mc-config"]["data"]
+    secret = {
+        key: base64.b64decode(value).decode()
+        for key, value in _by_kind(manifests, "Secret")["mc-secrets"]["data"].items()
+    }
+    api = _container(_by_kind(manifests, "Deployment")["mc-api"])
+    environment = dict(config)
+    for item in api["env"]:
+        if "valueFrom" in item:
+            reference = item["valueFrom"]["secretKeyRef"]
+            if reference["key"] in secret:
+                environment[item["name"]] = secret[reference["key"]]
+            else:
+                assert reference["optional"], f"{item['name']} names a key the Secret lacks"
+        else:
+            environment[item["name"]] = item["value"]
+    mount = next(m for m in api["volumeMounts"] if m["name"] == "signing-key")["mountPath"]
+    key_file = tmp_path / "signing-key.pem"
+    key_file.write_text(secret["signing-key.pem"])
+    assert environment["MC_SIGNING_KEY"] == f"{mount}/signing-key.pem"
+    environment.update(MC_SIGNING_KEY=str(key_file), MC_KEYS_DIR=str(tmp_path / "keys"))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    env = read_environment()
+    assert env.production_problems() + env.signing_problems() + env.canary_problems() == []
+    assert (env.canary_weight, env.canary_max_p95_ms, env.budget_max_cost_per_run_usd) == (10, 900, 1.5)

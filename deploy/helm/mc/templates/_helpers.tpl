@@ -127,3 +127,19 @@ MC_CANARY_MAX_P95_MS: {{ index $metrics "p95_latency_ms" | int | quote }}
 MC_CANARY_ERROR_BUDGET_MINUTES: {{ .Values.budgets.errorBudgetMinutes | int | quote }}
 MC_BUDGET_MAX_COST_PER_RUN_USD: {{ .Values.budgets.maxCostPerRunUSD | quote }}
 {{- end -}}
+
+{{/*
+A new ECDSA P-256 signing key as MC reads it: PKCS#8 PEM. Helm's genPrivateKey gives the
+SEC1 form ("EC PRIVATE KEY", 121 bytes for P-256), which is wrapped here in the fixed PKCS#8
+header of a P-256 key (version 0, id-ecPublicKey, prime256v1, an OCTET STRING of 121 bytes).
+*/}}
+{{- define "mc.newSigningKey" -}}
+{{- $sec1 := regexReplaceAll "-----[A-Z ]+-----" (genPrivateKey "ecdsa") "" | nospace | b64dec -}}
+{{- if ne (len $sec1) 121 -}}
+{{- fail "genPrivateKey gave an unexpected EC key: give secrets.values.signingKey or secrets.existingSecret" -}}
+{{- end -}}
+{{- $pkcs8 := printf "%s%s" (b64dec "MIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHk=") $sec1 | b64enc -}}
+-----BEGIN PRIVATE KEY-----
+{{ regexFindAll ".{1,64}" $pkcs8 -1 | join "\n" }}
+-----END PRIVATE KEY-----
+{{ end -}}
