@@ -234,7 +234,7 @@ class Environment:
                 return [f"MC_SIGNING_KEY {self.signing_key} cannot be read: {exc.strerror}"]
             if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in head and not self.signing_key_password:
                 problems.append(f"MC_SIGNING_KEY {self.signing_key} is encrypted: set MC_SIGNING_KEY_PASSWORD")
-            elif b"PRIVATE KEY-----" not in head:
+            elif b"-----BEGIN PRIVATE KEY-----" not in head:  # not "EC PRIVATE KEY" (SEC1), which MC cannot load
                 problems.append(f"MC_SIGNING_KEY {self.signing_key} is not a PEM private key (PKCS#8)")
         for name, path in (
             ("MC_SIGSTORE_TRUST_CONFIG", self.sigstore_trust_config),
