@@ -62,6 +62,12 @@ def test_a_worker_listens_on_every_queue_mc_routes_to(services: dict[str, dict[s
     assert routed_queues() <= listened, f"no worker for {sorted(routed_queues() - listened)}"
 
 
+def test_step_workers_stop_warm_for_longer_than_a_step_soft_limit(services: dict[str, dict[str, Any]]) -> None:
+    for queue in ("small", "medium", "large"):
+        grace = services[f"worker-{queue}"]["stop_grace_period"]
+        assert grace.endswith("s") and int(grace[:-1]) > 3600 + read_environment().step_timeout_grace
+
+
 def test_secrets_must_be_given_not_defaulted() -> None:
     for name in GIVEN:
         missing = {key: value for key, value in GIVEN.items() if key != name}
