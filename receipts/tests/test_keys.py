@@ -318,6 +318,19 @@ def test_mc_signing_key_signs_and_is_adopted(settings: Any, tmp_path: Path) -> N
         runtime.get_signer()
 
 
+def test_mc_signing_key_verifies_where_no_process_signed_yet(settings: Any, tmp_path: Path) -> None:
+    """An API pod's own keyring directory is empty until it signs: the key it was given still verifies."""
+    key = generate_private_key()
+    (tmp_path / "signing.pem").write_bytes(private_key_pem(key))
+    settings.MC_SIGNING_KEY = tmp_path / "signing.pem"
+    settings.MC_KEYS_DIR = tmp_path / "signer-keys"
+    signer = runtime.get_signer()
+    settings.MC_KEYS_DIR = tmp_path / "verifier-keys"  # another pod: nothing adopted there
+
+    assert [key_id(k) for k in runtime.verification_keys()] == [signer.key_id]
+    assert not (tmp_path / "verifier-keys" / "keyring.json").exists()
+
+
 # --- production refuses to start without a key -------------------------------------------------------
 
 PRODUCTION_OK = {
