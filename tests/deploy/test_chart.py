@@ -163,7 +163,13 @@ def test_pod_security_context_is_restricted(rendered: Manifests) -> None:
         assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, name
         assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
         for volume in spec.get("volumes", []):
-            assert set(volume) - {"name"} <= {"emptyDir", "secret", "configMap", "projected"}, f"{name}: {volume}"
+            assert set(volume) - {"name"} <= {
+                "emptyDir",
+                "secret",
+                "configMap",
+                "projected",
+                "persistentVolumeClaim",
+            }, f"{name}: {volume}"
         for container in spec["containers"] + spec.get("initContainers", []):
             context = container.get("securityContext", {})
             where = f"{name}/{container['name']}"
@@ -251,3 +257,11 @@ def test_the_chart_environment_passes_the_production_check(
     env = read_environment()
     assert env.production_problems() + env.signing_problems() + env.canary_problems() == []
     assert (env.canary_weight, env.canary_max_p95_ms, env.budget_max_cost_per_run_usd) == (10, 900, 1.5)
+
+
+def test_a_shared_keyring_claim_replaces_each_pods_empty_dir(render: Callable[..., Manifests]) -> None:
+    manifests = render([], "keyring.existingClaim=mc-keys")
+    for name, spec in pod_specs(manifests):
+        keyring = [volume for volume in spec.get("volumes", []) if volume["name"] == "keyring"]
+        if keyring:
+            assert keyring == [{"name": "keyring", "persistentVolumeClaim": {"claimName": "mc-keys"}}], name

@@ -82,7 +82,13 @@ volumeMounts:
 volumes:
   - {name: tmp, emptyDir: {}}
   - {name: metrics, emptyDir: {}}
+  {{- if .Values.keyring.existingClaim }}
+  - name: keyring
+    persistentVolumeClaim:
+      claimName: {{ .Values.keyring.existingClaim }}
+  {{- else }}
   - {name: keyring, emptyDir: {}}
+  {{- end }}
   - {name: sbom, emptyDir: {}}
   - {name: artifacts, emptyDir: {}}
   - name: signing-key
