@@ -21,7 +21,7 @@ from receipts.signing.keys import load_private_key
 from tests.deploy.conftest import CHART, VALUES, Manifests, pod_specs, routed_queues, run
 
 # Kinds of custom resources (KEDA, the Prometheus operator): no upstream schema to check.
-CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PodMonitor"}
 KUBERNETES_VERSIONS = ["1.29.0", "1.30.0", "1.31.0"]
 # The longest soft limit a step has by default: manifests' timeout_seconds.
 STEP_SOFT_LIMIT_S = 3600
@@ -265,3 +265,18 @@ def test_a_shared_keyring_claim_replaces_each_pods_empty_dir(render: Callable[..
         keyring = [volume for volume in spec.get("volumes", []) if volume["name"] == "keyring"]
         if keyring:
             assert keyring == [{"name": "keyring", "persistentVolumeClaim": {"claimName": "mc-keys"}}], name
+
+
+def test_each_worker_pod_serves_its_own_metrics(render: Callable[..., Manifests]) -> None:
+    manifests = render(VALUES["production"])
+    for name, doc in _workers(manifests).items():
+        containers = {c["name"]: c for c in doc["spec"]["template"]["spec"]["containers"]}
+        sidecar = containers["metrics"]
+        assert sidecar["command"][:3] == ["python", "-m", "mc_project.metrics_server"], name
+        mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+        assert mounts["metrics"] == {m["name"]: m["mountPath"] for m in containers["worker"]["volumeMounts"]}["metrics"]
+    monitor = _by_kind(manifests, "PodMonitor")["mc-workers"]
+    selected = monitor["spec"]["selector"]["matchExpressions"][1]["values"]
+    assert sorted(selected) == sorted(
+        doc["metadata"]["labels"]["app.kubernetes.io/component"] for doc in _workers(manifests).values()
+    )
