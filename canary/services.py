@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -54,6 +55,8 @@ def _check_version(version: WorkflowVersion, *, workflow: Workflow, path: str) -
 
 def _weight(strategy: str, weight: int | None) -> int:
     if weight is None:
+        if strategy == CanaryStrategy.CANARY:
+            return int(settings.MC_CANARY_DEFAULTS["weight"])
         return DEFAULT_WEIGHT[CanaryStrategy(strategy)]
     if strategy == CanaryStrategy.BLUE_GREEN and weight != 100:
         raise ValidationFailed(
@@ -89,6 +92,15 @@ def canary_create(
     unknown = sorted(set(budgets) - set(BUDGET_FIELDS))
     if unknown:
         raise TypeError(f"unknown budgets: {unknown}")
+    if not settings.MC_CANARY_ENABLED:
+        raise Conflict(
+            "Canary releases are turned off here (MC_CANARY_ENABLED=false).",
+            code="canary_disabled",
+            details=[{"path": "", "message": "no new release can start; running ones go on"}],
+        )
+    # Figures the request leaves out come from the deployment's defaults (MC_CANARY_*).
+    defaults = {name: value for name, value in settings.MC_CANARY_DEFAULTS.items() if name in BUDGET_FIELDS}
+    budgets = {**defaults, **{name: value for name, value in budgets.items() if value is not None}}
     weight = _weight(strategy, weight)
     steps = list(weight_steps or [])
     problem = weight_steps_problem(steps, weight=weight, strategy=strategy)

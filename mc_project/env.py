@@ -175,6 +175,12 @@ class Environment:
     sigstore_identity: str
     sigstore_issuer: str
     canary_webhook_secret: str
+    canary_enabled: bool
+    canary_weight: int
+    canary_max_error_rate_pct: float
+    canary_max_p95_ms: int
+    canary_error_budget_minutes: int
+    budget_max_cost_per_run_usd: float | None
 
     @property
     def is_production(self) -> bool:
@@ -228,7 +234,7 @@ class Environment:
                 return [f"MC_SIGNING_KEY {self.signing_key} cannot be read: {exc.strerror}"]
             if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in head and not self.signing_key_password:
                 problems.append(f"MC_SIGNING_KEY {self.signing_key} is encrypted: set MC_SIGNING_KEY_PASSWORD")
-            elif b"PRIVATE KEY-----" not in head:
+            elif b"-----BEGIN PRIVATE KEY-----" not in head:  # not "EC PRIVATE KEY" (SEC1), which MC cannot load
                 problems.append(f"MC_SIGNING_KEY {self.signing_key} is not a PEM private key (PKCS#8)")
         for name, path in (
             ("MC_SIGSTORE_TRUST_CONFIG", self.sigstore_trust_config),
@@ -236,6 +242,22 @@ class Environment:
         ):
             if path is not None and not path.is_file():
                 problems.append(f"{name} {path} is not a file")
+        return problems
+
+    def canary_problems(self) -> list[str]:
+        """Canary and budget defaults out of their range (checked in every mode)."""
+        problems = []
+        if not 0 <= self.canary_weight <= 100:
+            problems.append("MC_CANARY_WEIGHT must be a percent, 0 to 100")
+        if not 0 <= self.canary_max_error_rate_pct <= 100:
+            problems.append("MC_CANARY_MAX_ERROR_RATE_PCT must be a percent, 0 to 100")
+        if self.canary_max_p95_ms < 1:
+            problems.append("MC_CANARY_MAX_P95_MS must be at least 1")
+        if self.canary_error_budget_minutes < 0:
+            problems.append("MC_CANARY_ERROR_BUDGET_MINUTES must be 0 or more")
+        cost = self.budget_max_cost_per_run_usd
+        if cost is not None and not (math.isfinite(cost) and cost > 0):
+            problems.append("MC_BUDGET_MAX_COST_PER_RUN_USD must be a number of dollars above 0")
         return problems
 
     def execution_problems(self) -> list[str]:
@@ -317,4 +339,14 @@ def read_environment() -> Environment:
         sigstore_identity=env_str("MC_SIGSTORE_IDENTITY"),
         sigstore_issuer=env_str("MC_SIGSTORE_ISSUER"),
         canary_webhook_secret=env_secret("MC_CANARY_WEBHOOK_SECRET"),
+        # Defaults of a new canary release (canary/choices.py has the same figures, the
+        # sprint plan's helm values): the chart's values.canary.yaml sets them.
+        canary_enabled=env_bool("MC_CANARY_ENABLED", True),
+        canary_weight=env_int("MC_CANARY_WEIGHT", 10),
+        canary_max_error_rate_pct=env_float("MC_CANARY_MAX_ERROR_RATE_PCT", 1.0),
+        canary_max_p95_ms=env_int("MC_CANARY_MAX_P95_MS", 900),
+        canary_error_budget_minutes=env_int("MC_CANARY_ERROR_BUDGET_MINUTES", 30),
+        budget_max_cost_per_run_usd=(
+            env_float("MC_BUDGET_MAX_COST_PER_RUN_USD", 0.0) if _raw("MC_BUDGET_MAX_COST_PER_RUN_USD") else None
+        ),
     )

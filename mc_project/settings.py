@@ -27,7 +27,7 @@ except EnvError as exc:
 _MANAGING_KEYS = sys.argv[1:2] == ["mc_keys"]
 if ENV.is_production and (problems := ENV.production_problems(signing=not _MANAGING_KEYS)):
     raise ImproperlyConfigured("MC_ENV=production refuses to start: " + "; ".join(problems))
-if problems := ENV.execution_problems() + ([] if _MANAGING_KEYS else ENV.signing_problems()):
+if problems := ENV.execution_problems() + ENV.canary_problems() + ([] if _MANAGING_KEYS else ENV.signing_problems()):
     raise ImproperlyConfigured("; ".join(problems))
 
 BASE_DIR = _BASE_DIR
@@ -353,6 +353,17 @@ MC_SIGSTORE_ISSUER = ENV.sigstore_issuer
 # --- canary releases (docs/canary.md) ---------------------------------------------------
 # Blank: the breach webhook (POST /api/canary/webhook) is disabled (503 webhook_disabled).
 MC_CANARY_WEBHOOK_SECRET = ENV.canary_webhook_secret
+# Off: no new release can start (409 canary_disabled); running ones go on to their end.
+MC_CANARY_ENABLED = ENV.canary_enabled
+# What a new release gets for each figure its request leaves out (the chart's values.canary.yaml).
+MC_CANARY_DEFAULTS = {
+    "weight": ENV.canary_weight,
+    "max_error_rate_pct": ENV.canary_max_error_rate_pct,
+    "max_p95_ms": ENV.canary_max_p95_ms,
+    "error_budget_minutes": ENV.canary_error_budget_minutes,
+}
+# The budget pack's cap on one run's estimated cost, under each tenant's own limit (None: the pack's data.json).
+MC_BUDGET_MAX_COST_PER_RUN_USD = ENV.budget_max_cost_per_run_usd
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -69,6 +70,9 @@ def tenant_policies(tenant: Tenant) -> tuple[dict[str, str], dict[str, Any]]:
         return dict(cached[1]), dict(cached[2])
     modes = dict.fromkeys(PACKS, PolicyMode.ENFORCE.value)
     limits: dict[str, Any] = {}
+    if settings.MC_BUDGET_MAX_COST_PER_RUN_USD is not None:
+        # The deployment's cap (the chart's budgets.maxCostPerRunUSD); a tenant's own limit wins.
+        limits["max_cost_per_run_usd"] = settings.MC_BUDGET_MAX_COST_PER_RUN_USD
     for row in TenantPolicy.objects.filter(tenant=tenant):
         modes[row.pack] = row.mode
         limits.update(row.limits or {})

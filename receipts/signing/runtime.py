@@ -18,7 +18,7 @@ from django.conf import settings
 from receipts.signing.dsse import KeySigner, Signer
 from receipts.signing.errors import KeyLoadError, SigningError
 from receipts.signing.keyring import Keyring
-from receipts.signing.keys import PrivateKey, PublicKey, load_private_key
+from receipts.signing.keys import PrivateKey, PublicKey, key_id, load_private_key
 
 if TYPE_CHECKING:
     from receipts.signing.sigstore import SigstorePolicy
@@ -63,8 +63,18 @@ def external_signing_key(path: Path, password: str | None) -> PrivateKey:
 
 
 def verification_keys() -> list[PublicKey]:
-    """Every public key MC has signed with (active and retired): what its own verification trusts."""
-    return keyring().public_keys()
+    """Every public key MC has signed with (active and retired): what its own verification trusts.
+
+    ``MC_SIGNING_KEY``'s public key is trusted even before this process's keyring adopted it:
+    on Kubernetes each pod has a keyring directory of its own, and an API pod that verifies
+    never signs (deploy/README.md).
+    """
+    keys = keyring().public_keys()
+    if settings.MC_SIGNER == "key" and settings.MC_SIGNING_KEY is not None:
+        current = external_signing_key(settings.MC_SIGNING_KEY, settings.MC_SIGNING_KEY_PASSWORD or None).public_key()
+        if key_id(current) not in {key_id(key) for key in keys}:
+            keys.append(current)
+    return keys
 
 
 def sigstore_policy() -> SigstorePolicy:

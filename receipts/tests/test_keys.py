@@ -318,6 +318,19 @@ def test_mc_signing_key_signs_and_is_adopted(settings: Any, tmp_path: Path) -> N
         runtime.get_signer()
 
 
+def test_mc_signing_key_verifies_where_no_process_signed_yet(settings: Any, tmp_path: Path) -> None:
+    """An API pod's own keyring directory is empty until it signs: the key it was given still verifies."""
+    key = generate_private_key()
+    (tmp_path / "signing.pem").write_bytes(private_key_pem(key))
+    settings.MC_SIGNING_KEY = tmp_path / "signing.pem"
+    settings.MC_KEYS_DIR = tmp_path / "signer-keys"
+    signer = runtime.get_signer()
+    settings.MC_KEYS_DIR = tmp_path / "verifier-keys"  # another pod: nothing adopted there
+
+    assert [key_id(k) for k in runtime.verification_keys()] == [signer.key_id]
+    assert not (tmp_path / "verifier-keys" / "keyring.json").exists()
+
+
 # --- production refuses to start without a key -------------------------------------------------------
 
 PRODUCTION_OK = {
@@ -383,6 +396,7 @@ def test_production_starts_with_mc_signing_key(tmp_path: Path) -> None:
         ({"MC_SIGNING_KEY": "/nonexistent/key.pem"}, "MC_SIGNING_KEY /nonexistent/key.pem cannot be read"),
         ({"MC_SIGNING_KEY": "{encrypted}"}, "is encrypted: set MC_SIGNING_KEY_PASSWORD"),
         ({"MC_SIGNING_KEY": "{public}"}, "is not a PEM private key (PKCS#8)"),
+        ({"MC_SIGNING_KEY": "{sec1}"}, "is not a PEM private key (PKCS#8)"),
         ({"MC_SIGNER": "hsm"}, "MC_SIGNER must be one of key, sigstore, got 'hsm'"),
     ],
 )
@@ -392,7 +406,13 @@ def test_unusable_signing_settings_refuse_to_start_in_every_mode(
     key = generate_private_key()
     (tmp_path / "encrypted.pem").write_bytes(private_key_pem(key, "pw"))
     (tmp_path / "public.pem").write_bytes(public_key_pem(key.public_key()))
-    paths = {"{encrypted}": str(tmp_path / "encrypted.pem"), "{public}": str(tmp_path / "public.pem")}
+    # The SEC1 form ("EC PRIVATE KEY") of the same key: MC loads PKCS#8 only.
+    (tmp_path / "sec1.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    paths = {name: str(tmp_path / f"{name[1:-1]}.pem") for name in ("{encrypted}", "{public}", "{sec1}")}
     env = {name: paths.get(value, value) for name, value in env.items()}
 
     result = start_mc({"MC_ENV": "development", **env}, tmp_path)

@@ -1,0 +1,282 @@
+"""deploy/helm/mc: the chart lints, renders with each values file, and its manifests are sound.
+
+Rendered with ``helm template`` (no cluster) and checked against the Kubernetes 1.29-1.31
+schemas (kubernetes-validate ships them), against MC's own queues and settings, and for a
+``restricted`` pod security context.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from mc_project.env import read_environment
+from receipts.signing.keys import load_private_key
+from tests.deploy.conftest import CHART, VALUES, Manifests, pod_specs, routed_queues, run
+
+# Kinds of custom resources (KEDA, the Prometheus operator): no upstream schema to check.
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PodMonitor"}
+KUBERNETES_VERSIONS = ["1.29.0", "1.30.0", "1.31.0"]
+# The longest soft limit a step has by default: manifests' timeout_seconds.
+STEP_SOFT_LIMIT_S = 3600
+
+
+def _by_kind(manifests: Manifests, kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in manifests if doc["kind"] == kind}
+
+
+def _workers(manifests: Manifests) -> dict[str, dict[str, Any]]:
+    return {name: doc for name, doc in _by_kind(manifests, "Deployment").items() if "-worker-" in name}
+
+
+def _container(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_helm_lint_passes(helm: str, values: str) -> None:
+    command = [helm, "lint", str(CHART), "--strict"]
+    for path in VALUES[values]:
+        command += ["-f", str(path)]
+    result = run(command)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_rendered_manifests_match_the_kubernetes_schemas(rendered: Manifests, version: str) -> None:
+    problems = []
+    for doc in rendered:
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {list(exc.path)}")
+    assert problems == []
+
+
+def test_every_queue_mc_routes_to_has_a_worker_deployment(rendered: Manifests) -> None:
+    consumed = {}
+    for name, doc in _workers(rendered).items():
+        command = _container(doc)["command"]
+        assert command[:4] == ["celery", "-A", "mc_project", "worker"], name
+        consumed[command[command.index("-Q") + 1]] = name
+    assert routed_queues() <= set(consumed), f"no worker Deployment for {sorted(routed_queues() - set(consumed))}"
+
+
+def test_workers_take_concurrency_and_resources_from_values(render: Callable[..., Manifests]) -> None:
+    manifests = render([], "workers.large.concurrency=3", "workers.large.resources.requests.cpu=7500m")
+    large = _container(_workers(manifests)["mc-worker-large"])
+    assert large["command"][large["command"].index("-c") + 1] == "3"
+    assert large["resources"]["requests"]["cpu"] == "7500m"
+
+
+def test_workers_stop_warm_for_longer_than_a_step_soft_limit(rendered: Manifests) -> None:
+    grace = read_environment().step_timeout_grace
+    for name, doc in _workers(rendered).items():
+        queue = _container(doc)["command"][5]
+        if queue in {"mc.small", "mc.medium", "mc.large"}:
+            assert doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > STEP_SOFT_LIMIT_S + grace, name
+
+
+def test_beat_is_a_singleton(rendered: Manifests) -> None:
+    beat = _by_kind(rendered, "Deployment")["mc-beat"]
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"] == {"type": "Recreate"}
+    assert "mc-beat" not in _by_kind(rendered, "ScaledObject")
+
+
+def test_probes_healthz_readyz_and_worker_ping(rendered: Manifests) -> None:
+    api = _container(_by_kind(rendered, "Deployment")["mc-api"])
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for name, doc in _workers(rendered).items():
+        probe = " ".join(_container(doc)["livenessProbe"]["exec"]["command"])
+        assert "celery -A mc_project inspect ping -d" in probe, name
+
+
+def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(rendered: Manifests) -> None:
+    job = _by_kind(rendered, "Job")["mc-migrate"]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert _container(job)["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    # What the Job reads exists before it: hooks of a lower weight.
+    for kind in ("ConfigMap", "Secret"):
+        for doc in _by_kind(rendered, kind).values():
+            assert int(doc["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
+
+
+def test_helm_test_pod_checks_readyz_and_plans(rendered: Manifests) -> None:
+    pod = _by_kind(rendered, "Pod")["mc-test"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["command"][-1]
+    assert "/readyz" in script
+    assert "maestro plan" in script
+
+
+def test_no_secret_value_appears_in_a_config_map(render: Callable[..., Manifests]) -> None:
+    sets = [
+        "secrets.values.secretKey=s3cret-key-value-0123456789",
+        "secrets.values.databaseUrl=postgres://mc:db-pass-4242@db:5432/mc",
+        "secrets.values.brokerUrl=redis://:redis-pass-4242@redis:6379/0",
+        "secrets.values.canaryWebhookSecret=hook-secret-4242",
+        "secrets.values.flowerBasicAuth=ops:flower-pass-4242",
+    ]
+    manifests = render(VALUES["production"], "secrets.existingSecret=", *sets)
+    secret_values = set()
+    for secret in _by_kind(manifests, "Secret").values():
+        secret_values |= {base64.b64decode(value).decode() for value in secret["data"].values()}
+    assert {"s3cret-key-value-0123456789", "hook-secret-4242"} <= secret_values
+    for name, config_map in _by_kind(manifests, "ConfigMap").items():
+        for key, value in (config_map.get("data") or {}).items():
+            leaked = [secret for secret in secret_values if secret and secret in value]
+            assert not leaked, f"ConfigMap {name} {key} holds a Secret value"
+    for name, doc in _by_kind(manifests, "Deployment").items():
+        for env in _container(doc).get("env", []):
+            assert env.get("value") not in secret_values, f"{name} sets {env['name']} in clear"
+
+
+def test_an_existing_secret_is_used_and_none_is_created(render: Callable[..., Manifests]) -> None:
+    manifests = render(VALUES["production"])
+    assert _by_kind(manifests, "Secret") == {}
+    env = {item["name"]: item for item in _container(_by_kind(manifests, "Deployment")["mc-api"])["env"]}
+    assert env["MC_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "mc-production"
+
+
+def test_the_chart_makes_the_secret_and_keeps_a_generated_signing_key(render: Callable[..., Manifests]) -> None:
+    secret = _by_kind(render([]), "Secret")["mc-secrets"]
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    pem = base64.b64decode(secret["data"]["signing-key.pem"])
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")  # PKCS#8, as MC requires
+    assert load_private_key(pem).curve.name == "secp256r1"
+
+
+def test_pod_security_context_is_restricted(rendered: Manifests) -> None:
+    for name, spec in pod_specs(rendered):
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, name
+        assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
+        for volume in spec.get("volumes", []):
+            assert set(volume) - {"name"} <= {
+                "emptyDir",
+                "secret",
+                "configMap",
+                "projected",
+                "persistentVolumeClaim",
+            }, f"{name}: {volume}"
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container.get("securityContext", {})
+            where = f"{name}/{container['name']}"
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("readOnlyRootFilesystem") is True, where
+            assert context.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert "privileged" not in context or context["privileged"] is False, where
+            assert container.get("resources", {}).get("requests"), f"{where} has no resource requests"
+
+
+def test_canary_values_become_mc_canary_settings(render: Callable[..., Manifests]) -> None:
+    data = _by_kind(render(VALUES["canary"]), "ConfigMap")["mc-config"]["data"]
+    assert data["MC_CANARY_WEIGHT"] == "10"
+    assert data["MC_CANARY_MAX_ERROR_RATE_PCT"] == "1"
+    assert data["MC_CANARY_MAX_P95_MS"] == "900"
+    assert data["MC_CANARY_ERROR_BUDGET_MINUTES"] == "30"
+    assert data["MC_BUDGET_MAX_COST_PER_RUN_USD"] == "1.5"
+
+
+def test_keda_scales_each_worker_on_its_queue_lists(render: Callable[..., Manifests]) -> None:
+    manifests = render([], "keda.enabled=true")
+    scaled = _by_kind(manifests, "ScaledObject")
+    workers = _workers(manifests)
+    assert set(scaled) == set(workers)
+    for name, doc in scaled.items():
+        queue = _container(workers[name])["command"][5]
+        lists = {trigger["metadata"]["listName"] for trigger in doc["spec"]["triggers"]}
+        assert lists == {queue, f"{queue}\x06\x163"}
+        assert "replicas" not in workers[name]["spec"], "KEDA owns the replica count"
+    assert _by_kind(render([]), "ScaledObject") == {}, "KEDA is off by default"
+
+
+def test_keda_on_prometheus_reads_the_backlog_gauge(render: Callable[..., Manifests]) -> None:
+    scaled = _by_kind(render([], "keda.enabled=true", "keda.trigger=prometheus"), "ScaledObject")
+    query = scaled["mc-worker-small"]["spec"]["triggers"][0]["metadata"]["query"]
+    assert query == 'sum(mc_queue_backlog{queue="mc.small"})'
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("workers.small.concurrency=0", "workers.small.concurrency: Must be greater than or equal to 1"),
+        ("image.tag=latest", "image.tag"),
+        ("canary.weight=150", "canary.weight: Must be less than or equal to 100"),
+        ("keda.trigger=sqs", "keda.trigger: keda.trigger must be one of the following"),
+    ],
+)
+def test_the_values_schema_rejects_a_bad_value_with_a_message(helm: str, setting: str, message: str) -> None:
+    result = subprocess.run(
+        [helm, "template", "mc", str(CHART), "--set", setting], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr
+
+
+def test_the_chart_environment_passes_the_production_check(
+    render: Callable[..., Manifests], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API container's environment, from the ConfigMap and the Secret the chart makes, is production-ready."""
+    manifests = render(VALUES["canary"], "secrets.values.databaseUrl=postgres://mc:pw@db:5432/mc")
+    config = _by_kind(manifests, "ConfigMap")["mc-config"]["data"]
+    secret = {
+        key: base64.b64decode(value).decode()
+        for key, value in _by_kind(manifests, "Secret")["mc-secrets"]["data"].items()
+    }
+    api = _container(_by_kind(manifests, "Deployment")["mc-api"])
+    environment = dict(config)
+    for item in api["env"]:
+        if "valueFrom" in item:
+            reference = item["valueFrom"]["secretKeyRef"]
+            if reference["key"] in secret:
+                environment[item["name"]] = secret[reference["key"]]
+            else:
+                assert reference["optional"], f"{item['name']} names a key the Secret lacks"
+        else:
+            environment[item["name"]] = item["value"]
+    mount = next(m for m in api["volumeMounts"] if m["name"] == "signing-key")["mountPath"]
+    key_file = tmp_path / "signing-key.pem"
+    key_file.write_text(secret["signing-key.pem"])
+    assert environment["MC_SIGNING_KEY"] == f"{mount}/signing-key.pem"
+    environment.update(MC_SIGNING_KEY=str(key_file), MC_KEYS_DIR=str(tmp_path / "keys"))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    env = read_environment()
+    assert env.production_problems() + env.signing_problems() + env.canary_problems() == []
+    assert (env.canary_weight, env.canary_max_p95_ms, env.budget_max_cost_per_run_usd) == (10, 900, 1.5)
+
+
+def test_a_shared_keyring_claim_replaces_each_pods_empty_dir(render: Callable[..., Manifests]) -> None:
+    manifests = render([], "keyring.existingClaim=mc-keys")
+    for name, spec in pod_specs(manifests):
+        keyring = [volume for volume in spec.get("volumes", []) if volume["name"] == "keyring"]
+        if keyring:
+            assert keyring == [{"name": "keyring", "persistentVolumeClaim": {"claimName": "mc-keys"}}], name
+
+
+def test_each_worker_pod_serves_its_own_metrics(render: Callable[..., Manifests]) -> None:
+    manifests = render(VALUES["production"])
+    for name, doc in _workers(manifests).items():
+        containers = {c["name"]: c for c in doc["spec"]["template"]["spec"]["containers"]}
+        sidecar = containers["metrics"]
+        assert sidecar["command"][:3] == ["python", "-m", "mc_project.metrics_server"], name
+        mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+        assert mounts["metrics"] == {m["name"]: m["mountPath"] for m in containers["worker"]["volumeMounts"]}["metrics"]
+    monitor = _by_kind(manifests, "PodMonitor")["mc-workers"]
+    selected = monitor["spec"]["selector"]["matchExpressions"][1]["values"]
+    assert sorted(selected) == sorted(
+        doc["metadata"]["labels"]["app.kubernetes.io/component"] for doc in _workers(manifests).values()
+    )
