@@ -17,6 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import Truncator
 
 from executions.choices import STEP_TERMINAL, StepKind, StepStatus
 from executions.models import Execution, StepRun
@@ -63,6 +64,7 @@ _STEP_FIELDS = (
     "next_attempt_at",
     "compensate",
     "matrix",
+    "error",
 )
 
 
@@ -311,8 +313,35 @@ def run_timeline(rows: RunRows) -> dict[str, Any]:
     }
 
 
+def _clock(moment: datetime | None) -> str:
+    """A time of day to the millisecond, as the steps table shows it (the site's time zone)."""
+    return "" if moment is None else timezone.localtime(moment).strftime("%H:%M:%S.%f")[:-3]
+
+
+def run_steps(rows: RunRows) -> list[dict[str, Any]]:
+    """The steps table's cells of every step (not shards): what the page refreshes while the run goes on."""
+    out = []
+    for row in rows.steps:
+        error = row.error if isinstance(row.error, dict) else {}
+        duration = _duration_ms(row)
+        out.append(
+            {
+                "pk": row.pk,
+                "key": node_key(row.kind, row.step_id),
+                "status": row.status,
+                "attempts": f"{row.attempt}/{row.max_attempts}",
+                "started": _clock(row.started_at),
+                "finished": _clock(row.finished_at),
+                "duration": seconds_ms(None if duration is None else duration / 1000),
+                "error_code": str(error.get("code", "")),
+                "error": Truncator(str(error.get("message", ""))).chars(120),
+            }
+        )
+    return out
+
+
 def run_state(execution: Execution) -> dict[str, Any]:
-    """What the run page draws and polls: status, counters, graph, timeline."""
+    """What the run page draws and polls: status, counters, graph, timeline, the steps table's cells."""
     rows = RunRows.read(execution)
     counts = Counter(row.status for row in rows.steps if row.kind == StepKind.STEP)
     end = execution.finished_at or timezone.now()
@@ -326,6 +355,7 @@ def run_state(execution: Execution) -> dict[str, Any]:
         "counts": {status: counts.get(status, 0) for status in StepStatus.values},
         "graph": run_graph(rows),
         "timeline": run_timeline(rows),
+        "steps": run_steps(rows),
         "colours": {str(status): colour for status, colour in STATUS_COLOURS.items()},
     }
 
