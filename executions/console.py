@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -240,6 +240,8 @@ def _segments(row: StepRun, origin: datetime, now: datetime) -> list[dict[str, A
     first_start = _when(attempts[0].get("started_at")) if attempts else row.started_at
     if row.queued_at is not None:
         queued_end = first_start or row.quota_held_since or (None if row.status in STEP_TERMINAL else now)
+        if queued_end is not None and attempts and first_start is not None:
+            queued_end = max(row.queued_at, first_start - _quota_waited(attempts[0]))
         if queued_end is not None:
             segments.append({"kind": "queued", "start": _ms(row.queued_at, origin), "end": _ms(queued_end, origin)})
     if row.quota_held_since is not None and row.status in (StepStatus.QUEUED, StepStatus.PENDING):
@@ -249,8 +251,19 @@ def _segments(row: StepRun, origin: datetime, now: datetime) -> list[dict[str, A
         start, end = _when(record.get("started_at")), _when(record.get("finished_at"))
         if start is None:
             continue
-        if previous_end is not None and start > previous_end:
-            segments.append({"kind": "backoff", "start": _ms(previous_end, origin), "end": _ms(start, origin)})
+        waited = _quota_waited(record)
+        wait_start = start - waited
+        if previous_end is not None and wait_start > previous_end:
+            segments.append({"kind": "backoff", "start": _ms(previous_end, origin), "end": _ms(wait_start, origin)})
+        if waited:
+            segments.append(
+                {
+                    "kind": "quota",
+                    "start": _ms(wait_start, origin),
+                    "end": _ms(start, origin),
+                    "attempt": record.get("attempt"),
+                }
+            )
         segments.append(
             {
                 "kind": "running",
@@ -273,6 +286,14 @@ def _segments(row: StepRun, origin: datetime, now: datetime) -> list[dict[str, A
     elif row.status == StepStatus.RETRYING and previous_end is not None:
         segments.append({"kind": "backoff", "start": _ms(previous_end, origin), "end": _ms(now, origin)})
     return segments
+
+
+def _quota_waited(record: dict[str, Any]) -> timedelta:
+    """How long the attempt waited for a slot of its tenant's quota before it started (``quota_waited_ms``)."""
+    waited = record.get("quota_waited_ms")
+    if isinstance(waited, bool) or not isinstance(waited, int | float) or waited <= 0:
+        return timedelta(0)
+    return timedelta(milliseconds=waited)
 
 
 def run_timeline(rows: RunRows) -> dict[str, Any]:

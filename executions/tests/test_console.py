@@ -201,3 +201,21 @@ def test_a_dry_run_has_a_page_too(operator: Client, tenant: Any, user: Any) -> N
     html = page(operator, dry)
     assert "a dry run has none" in html and 'data-terminal="true"' in html
     assert operator.get(f"/admin/executions/execution/{dry.pk}/state.json").json()["terminal"] is True
+
+
+def test_timeline_shows_past_quota_waits_of_attempt_records(tenant: Any, user: Any) -> None:
+    """An attempt record with ``quota_waited_ms`` gets a quota-wait bar of that length right before it runs."""
+    execution = finished_run(tenant, user)
+    flaky = execution.steps.get(step_id="flaky", kind="step")
+    first, second = flaky.attempts
+    flaky.attempts = [{**first, "quota_waited_ms": 1}, {**second, "quota_waited_ms": 150}]
+    flaky.save(update_fields=["attempts"])
+    rows = {row["key"]: row for row in run_state(execution)["timeline"]["rows"]}
+    segments = rows["flaky"]["segments"]
+    assert [s["kind"] for s in segments] == ["queued", "quota", "running", "backoff", "quota", "running"]
+    queued, wait1, run1, backoff, wait2, run2 = segments
+    assert wait1["end"] - wait1["start"] == 1 and queued["end"] == wait1["start"] and wait1["end"] == run1["start"]
+    assert wait2["end"] - wait2["start"] == 150 and wait2["attempt"] == 2
+    assert backoff["end"] == wait2["start"] and wait2["end"] == run2["start"]
+    others = [s["kind"] for key, row in rows.items() if key != "flaky" for s in row["segments"]]
+    assert "quota" not in others  # records without the field: no wait drawn

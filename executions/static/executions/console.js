@@ -6,6 +6,7 @@
   "use strict";
 
   var SVG_NS = "http://www.w3.org/2000/svg";
+  var SEGMENT_LABELS = { quota: "quota wait" };
   var SEGMENT_COLOURS = { queued: "#8fb8f0", quota: "#f5d76e", running: "#2e9e5b", backoff: "#f0a030", failed: "#d7373f" };
 
   function el(name, attrs, parent) {
@@ -251,7 +252,7 @@
           height: rowHeight - 6, fill: colour, "class": "mc-bar mc-bar-" + segment.kind + (segment.outcome ? " mc-outcome-" + segment.outcome : ""),
           "data-ms": String(segment.end - segment.start)
         }, group);
-        title(bar, row.label + (segment.shard !== undefined ? "[" + segment.shard + "]" : "") + " " + segment.kind +
+        title(bar, row.label + (segment.shard !== undefined ? "[" + segment.shard + "]" : "") + " " + (SEGMENT_LABELS[segment.kind] || segment.kind) +
           (segment.attempt ? " attempt " + segment.attempt : "") + (segment.outcome ? " " + segment.outcome : "") +
           ": " + ms(segment.end - segment.start) + " (" + ms(segment.start) + " → " + ms(segment.end) + ")" + (segment.error ? " — " + segment.error : ""));
       });
