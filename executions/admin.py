@@ -306,18 +306,12 @@ def run_page_context(execution: Execution, state: dict[str, Any]) -> dict[str, A
         else [s.pk for s in console.interesting_steps(steps)][: console.DETAILS_INLINE]
     )
     detailed = StepRun.objects.filter(pk__in=detailed_ids).order_by("kind", "sequence")
-    # Past TABLE_ROWS the tables list what needs a look first (failed, retried, running), then
-    # manifest order: the graph and the timeline show every step.
-    listed = steps
-    if len(steps) > console.TABLE_ROWS:
-        first = console.interesting_steps(steps)
-        seen = {s.pk for s in first}
-        listed = (first + [s for s in steps if s.pk not in seen])[: console.TABLE_ROWS]
     plan = console.plan_tables(execution.plan or {})
     decisions = PolicyDecision.objects.filter(execution=execution).order_by("created_at")
-    cells = {cell["pk"]: cell for cell in state["steps"]}
+    by_pk = {step.pk: step for step in steps}
     return {
-        "steps": [(step, cells[step.pk]) for step in listed],
+        # the table's rows and cells as the page's polling refreshes them (console.table_steps)
+        "steps": [(by_pk[cell["pk"]], cell) for cell in state["steps"] if cell["pk"] in by_pk],
         "steps_total": len(steps),
         "details": [console.step_details(step) for step in detailed],
         "details_all": len(detailed_ids) == len(steps),

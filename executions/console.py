@@ -339,10 +339,22 @@ def _clock(moment: datetime | None) -> str:
     return "" if moment is None else timezone.localtime(moment).strftime("%H:%M:%S.%f")[:-3]
 
 
+def table_steps(steps: list[StepRun]) -> list[StepRun]:
+    """The rows of the run page's steps table: past ``TABLE_ROWS``, failed, retried and running first.
+
+    The graph and the timeline show every step; the table lists what needs a look first.
+    """
+    if len(steps) <= TABLE_ROWS:
+        return steps
+    first = interesting_steps(steps)
+    seen = {step.pk for step in first}
+    return (first + [step for step in steps if step.pk not in seen])[:TABLE_ROWS]
+
+
 def run_steps(rows: RunRows) -> list[dict[str, Any]]:
-    """The steps table's cells of every step (not shards): what the page refreshes while the run goes on."""
+    """The cells of the steps table's rows, in its order: what the page refreshes while the run goes on."""
     out = []
-    for row in rows.steps:
+    for row in table_steps(rows.steps):
         error = row.error if isinstance(row.error, dict) else {}
         duration = _duration_ms(row)
         out.append(

@@ -85,6 +85,11 @@ def test_state_json_has_graph_timeline_and_critical_path(operator: Client, tenan
     assert rows["flaky"]["estimate_ms"] is not None
     assert state["timeline"]["critical_path"][0] == "fetch"
     assert state["counts"]["failed"] == 1 and state["counts"]["skipped"] == 1
+    cells = {cell["key"]: cell for cell in state["steps"]}
+    assert set(cells) == set(nodes)
+    assert cells["flaky"]["status"] == "succeeded" and cells["flaky"]["attempts"] == "2/3"
+    assert cells["boom"]["error_code"] == "step_failed" and cells["boom"]["error"] == FAILED_MESSAGE
+    assert cells["boom"]["duration"] == "376 ms" and cells["report"]["duration"] == "-"
 
 
 def test_running_run_is_polled(operator: Client, tenant: Any, user: Any) -> None:
@@ -104,6 +109,7 @@ def test_thousand_step_run_is_collapsed_by_stage(operator: Client, tenant: Any, 
     assert len(graph["bands"]) == 20 and sum(band["steps"] for band in graph["bands"]) == 1000
     assert graph["bands"][1]["needs"] == ["band-0"]
     assert len(state["timeline"]["rows"]) == 1000
+    assert len(state["steps"]) == 200  # the table's rows only (the graph and the timeline have all)
     page(operator, execution)
 
 
