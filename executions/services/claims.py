@@ -155,7 +155,6 @@ def _attempt_start(step: StepRun, *, worker: str, attempts: list[Any], lost: int
     return Claim(step=step, attempt=step.attempt)
 
 
-
 def _claim_within_quota(gate: Gate, *, worker: str) -> Claim | None:
     """Claim a capped step if its tenant has a slot free for it, else put it in line (QuotaHeld).
 
