@@ -174,6 +174,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
             "state_url": reverse("admin:executions_execution_state", args=[execution.pk]),
             **run_page_context(execution, state),
         }
+        state["receipt"] = receipt_state(execution, context["receipt"])
         return TemplateResponse(request, "admin/executions/execution/run.html", context)
 
     def fields_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -181,8 +182,11 @@ class ExecutionAdmin(ReadOnlyAdmin):
         return super().change_view(request, object_id)
 
     def state_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """What the run page polls while the run is not finished."""
-        return JsonResponse(console.run_state(self._execution(request, object_id)))
+        """What the run page polls while the run is not finished (and its receipt while it is pending)."""
+        execution = self._execution(request, object_id)
+        state = console.run_state(execution)
+        state["receipt"] = receipt_state(execution, receipt_verdict(execution))
+        return JsonResponse(state)
 
     def _back(self, execution: Execution) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:executions_execution_change", args=[execution.pk]))
@@ -268,6 +272,24 @@ def receipt_verdict(execution: Execution) -> dict[str, Any] | None:
     return {"receipt": receipt, "ok": verdict.ok, "checks": checks, "summary": summary, "signed": receipt.signed}
 
 
+def receipt_state(execution: Execution, verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The receipt panel's content for the page's polling: signed or pending, each check's result, links."""
+    if verdict is None:
+        return None
+    receipt = verdict["receipt"]
+    return {
+        "signed": verdict["signed"],
+        "sequence": receipt.sequence,
+        "key_id": receipt.key_id,
+        "signed_at": timezone.localtime(receipt.signed_at).strftime("%Y-%m-%d %H:%M:%S") if receipt.signed_at else "",
+        "ok": verdict["ok"],
+        "checks": verdict["checks"],
+        "url": reverse("admin:receipts_receipt_change", args=[receipt.pk]),
+        "api_url": f"/api/receipts/{receipt.pk}",
+        "disclosure_url": reverse("admin:executions_execution_disclosure", args=[execution.pk]),
+    }
+
+
 def run_page_context(execution: Execution, state: dict[str, Any]) -> dict[str, Any]:
     """The server-rendered parts of the run page: steps, details, plan, receipt, decisions."""
     from policy.models import PolicyDecision
@@ -284,17 +306,12 @@ def run_page_context(execution: Execution, state: dict[str, Any]) -> dict[str, A
         else [s.pk for s in console.interesting_steps(steps)][: console.DETAILS_INLINE]
     )
     detailed = StepRun.objects.filter(pk__in=detailed_ids).order_by("kind", "sequence")
-    # Past TABLE_ROWS the tables list what needs a look first (failed, retried, running), then
-    # manifest order: the graph and the timeline show every step.
-    listed = steps
-    if len(steps) > console.TABLE_ROWS:
-        first = console.interesting_steps(steps)
-        seen = {s.pk for s in first}
-        listed = (first + [s for s in steps if s.pk not in seen])[: console.TABLE_ROWS]
     plan = console.plan_tables(execution.plan or {})
     decisions = PolicyDecision.objects.filter(execution=execution).order_by("created_at")
+    by_pk = {step.pk: step for step in steps}
     return {
-        "steps": listed,
+        # the table's rows and cells as the page's polling refreshes them (console.table_steps)
+        "steps": [(by_pk[cell["pk"]], cell) for cell in state["steps"] if cell["pk"] in by_pk],
         "steps_total": len(steps),
         "details": [console.step_details(step) for step in detailed],
         "details_all": len(detailed_ids) == len(steps),

@@ -12,11 +12,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import Truncator
 
 from executions.choices import STEP_TERMINAL, StepKind, StepStatus
 from executions.models import Execution, StepRun
@@ -63,6 +64,7 @@ _STEP_FIELDS = (
     "next_attempt_at",
     "compensate",
     "matrix",
+    "error",
 )
 
 
@@ -238,6 +240,8 @@ def _segments(row: StepRun, origin: datetime, now: datetime) -> list[dict[str, A
     first_start = _when(attempts[0].get("started_at")) if attempts else row.started_at
     if row.queued_at is not None:
         queued_end = first_start or row.quota_held_since or (None if row.status in STEP_TERMINAL else now)
+        if queued_end is not None and attempts and first_start is not None:
+            queued_end = max(row.queued_at, first_start - _quota_waited(attempts[0]))
         if queued_end is not None:
             segments.append({"kind": "queued", "start": _ms(row.queued_at, origin), "end": _ms(queued_end, origin)})
     if row.quota_held_since is not None and row.status in (StepStatus.QUEUED, StepStatus.PENDING):
@@ -247,8 +251,19 @@ def _segments(row: StepRun, origin: datetime, now: datetime) -> list[dict[str, A
         start, end = _when(record.get("started_at")), _when(record.get("finished_at"))
         if start is None:
             continue
-        if previous_end is not None and start > previous_end:
-            segments.append({"kind": "backoff", "start": _ms(previous_end, origin), "end": _ms(start, origin)})
+        waited = _quota_waited(record)
+        wait_start = start - waited
+        if previous_end is not None and wait_start > previous_end:
+            segments.append({"kind": "backoff", "start": _ms(previous_end, origin), "end": _ms(wait_start, origin)})
+        if waited:
+            segments.append(
+                {
+                    "kind": "quota",
+                    "start": _ms(wait_start, origin),
+                    "end": _ms(start, origin),
+                    "attempt": record.get("attempt"),
+                }
+            )
         segments.append(
             {
                 "kind": "running",
@@ -271,6 +286,14 @@ def _segments(row: StepRun, origin: datetime, now: datetime) -> list[dict[str, A
     elif row.status == StepStatus.RETRYING and previous_end is not None:
         segments.append({"kind": "backoff", "start": _ms(previous_end, origin), "end": _ms(now, origin)})
     return segments
+
+
+def _quota_waited(record: dict[str, Any]) -> timedelta:
+    """How long the attempt waited for a slot of its tenant's quota before it started (``quota_waited_ms``)."""
+    waited = record.get("quota_waited_ms")
+    if isinstance(waited, bool) or not isinstance(waited, int | float) or waited <= 0:
+        return timedelta(0)
+    return timedelta(milliseconds=waited)
 
 
 def run_timeline(rows: RunRows) -> dict[str, Any]:
@@ -311,8 +334,47 @@ def run_timeline(rows: RunRows) -> dict[str, Any]:
     }
 
 
+def _clock(moment: datetime | None) -> str:
+    """A time of day to the millisecond, as the steps table shows it (the site's time zone)."""
+    return "" if moment is None else timezone.localtime(moment).strftime("%H:%M:%S.%f")[:-3]
+
+
+def table_steps(steps: list[StepRun]) -> list[StepRun]:
+    """The rows of the run page's steps table: past ``TABLE_ROWS``, failed, retried and running first.
+
+    The graph and the timeline show every step; the table lists what needs a look first.
+    """
+    if len(steps) <= TABLE_ROWS:
+        return steps
+    first = interesting_steps(steps)
+    seen = {step.pk for step in first}
+    return (first + [step for step in steps if step.pk not in seen])[:TABLE_ROWS]
+
+
+def run_steps(rows: RunRows) -> list[dict[str, Any]]:
+    """The cells of the steps table's rows, in its order: what the page refreshes while the run goes on."""
+    out = []
+    for row in table_steps(rows.steps):
+        error = row.error if isinstance(row.error, dict) else {}
+        duration = _duration_ms(row)
+        out.append(
+            {
+                "pk": row.pk,
+                "key": node_key(row.kind, row.step_id),
+                "status": row.status,
+                "attempts": f"{row.attempt}/{row.max_attempts}",
+                "started": _clock(row.started_at),
+                "finished": _clock(row.finished_at),
+                "duration": seconds_ms(None if duration is None else duration / 1000),
+                "error_code": str(error.get("code", "")),
+                "error": Truncator(str(error.get("message", ""))).chars(120),
+            }
+        )
+    return out
+
+
 def run_state(execution: Execution) -> dict[str, Any]:
-    """What the run page draws and polls: status, counters, graph, timeline."""
+    """What the run page draws and polls: status, counters, graph, timeline, the steps table's cells."""
     rows = RunRows.read(execution)
     counts = Counter(row.status for row in rows.steps if row.kind == StepKind.STEP)
     end = execution.finished_at or timezone.now()
@@ -326,6 +388,7 @@ def run_state(execution: Execution) -> dict[str, Any]:
         "counts": {status: counts.get(status, 0) for status in StepStatus.values},
         "graph": run_graph(rows),
         "timeline": run_timeline(rows),
+        "steps": run_steps(rows),
         "colours": {str(status): colour for status, colour in STATUS_COLOURS.items()},
     }
 

@@ -33,6 +33,7 @@ from executions.services.quotas import (
     quota_lock_key,
     quota_release,
 )
+from executions.services.steplog import attempt_lost_log
 from executions.transitions import QuotaCheck, step_start_claimed, step_transition, waited_ms
 from policy.dispatch import quota_rules
 
@@ -93,6 +94,7 @@ def step_claim(step_pk: int, *, worker: str, tenant: Any = None, resource_class:
             if _attempt_alive(step, observer=worker):
                 return None  # a duplicate delivery (e.g. a visibility timeout shorter than the step)
             # Delivered again while marked running: the worker of the last attempt was lost.
+            attempt_lost_log(step, observer=worker)
             attempts.append(attempt_record(step, "lost"))
             lost += 1
         elif step.status not in (StepStatus.QUEUED, StepStatus.RETRYING) or gate is not None:

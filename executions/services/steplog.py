@@ -3,15 +3,21 @@
 Each line starts with its UTC time to the millisecond (``2026-05-04T10:11:12.345Z``). A failed
 attempt ends with its error: ``ERROR code: message``, the details, and for a crash the
 traceback, so the log read through the API, the CLI and the disclosure bundle says why.
+An attempt MC judges lost (its worker or pool process gone) gets a line saying so, with the
+evidence (``attempt_lost_log``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from executions.models import StepRun
 
 PII = "pii"
 REDACTED = "[redacted: pii]"
@@ -121,3 +127,60 @@ def failure_log(error: Mapping[str, Any], limit: int) -> str:
     log = StepLog(limit)
     log.failed(error)
     return log.text()
+
+
+def lost_evidence(step: StepRun, *, observer: str | None) -> str:
+    """Why the step's current attempt counts as lost, as ``claims._attempt_alive`` judged it, in words.
+
+    ``observer`` is the worker that received the step's message again.
+    """
+    # Imported here: the log's own helpers above need no Django; only a lost attempt reads the database.
+    from django.conf import settings
+    from django.utils import timezone
+
+    from executions.services.liveness import liveness_read, same_worker_alive
+
+    started = step.attempt_started_at
+    if not step.worker or started is None:
+        return "no worker or start was recorded for it"
+    limit = step.timeout_seconds + settings.MC_STEP_TIMEOUT_GRACE
+    if timezone.now() - started > timedelta(seconds=limit):
+        return f"running since {timestamp(started)}, past its hard time limit of {limit} s"
+    if step.worker == observer:
+        if step.worker_pid == os.getpid():
+            return "redelivered to the process that ran it, which no longer runs it"
+        if not same_worker_alive(step.worker_pid):
+            return f"pool process {step.worker_pid} of {step.worker} is gone"
+    live = liveness_read(observer=observer)
+    beat = live.beats.get(step.worker)
+    if beat is None:
+        return f"worker {step.worker} has no heartbeat"
+    if beat.seen_at < live.now - timedelta(seconds=settings.MC_WORKER_LOST_AFTER):
+        return f"worker {step.worker} silent since {timestamp(beat.seen_at)}"
+    return f"worker {step.worker} no longer lists it (heartbeat at {timestamp(beat.seen_at)})"
+
+
+def attempt_lost_log(step: StepRun, *, observer: str | None) -> None:
+    """Write to ``step``'s log that its current attempt was lost, why, and which worker and pid ran it.
+
+    Call with the step's row locked, before its next attempt starts: the line goes under the
+    attempt's own header (written here if the attempt wrote nothing), and ``step.log`` is the
+    new text, so the next attempt's record keeps it.
+    """
+    from django.conf import settings
+
+    from executions.models import StepRun
+
+    header = f"--- attempt {step.attempt} on {step.worker} ---"
+    stamp = timestamp(_utc_now())
+    line = (
+        f"{stamp} ERROR worker_lost: attempt {step.attempt} was lost: {lost_evidence(step, observer=observer)}"
+        f" (it ran on {step.worker or 'no worker'}, pid {step.worker_pid or '-'}); delivered again to {observer}"
+    )
+    parts = [step.log] if step.log else []
+    if not re.search(rf"^--- attempt {step.attempt} on .* ---$", step.log or "", re.MULTILINE):
+        parts.append(header)
+    text = "\n".join([*parts, line])
+    limit = settings.MC_STEP_LOG_LIMIT
+    step.log = text if len(text) <= limit else "[earlier log truncated]\n" + text[-limit:]
+    StepRun.objects.filter(pk=step.pk).update(log=step.log)

@@ -156,8 +156,9 @@ def _settle(execution: Execution, status: str, finished: datetime | None, *, rem
     return execution
 
 
-def sign_receipt(execution: Execution) -> Receipt:
-    receipt = Receipt.objects.create(
+def pending_receipt(execution: Execution) -> Receipt:
+    """The unsigned receipt a run gets when it finishes (the receipts worker signs it soon after)."""
+    return Receipt.objects.create(
         kind=ReceiptKind.EXECUTION,
         execution=execution,
         tenant_id=execution.tenant_id,
@@ -165,6 +166,10 @@ def sign_receipt(execution: Execution) -> Receipt:
         workflow_version=execution.workflow_version,
         record={"kind": "execution", "execution": str(execution.pk), "status": execution.status},
     )
+
+
+def sign_receipt(execution: Execution) -> Receipt:
+    receipt = pending_receipt(execution)
     signed = receipt_sign(receipt.pk)
     assert signed is not None
     return signed

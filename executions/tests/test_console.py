@@ -85,6 +85,11 @@ def test_state_json_has_graph_timeline_and_critical_path(operator: Client, tenan
     assert rows["flaky"]["estimate_ms"] is not None
     assert state["timeline"]["critical_path"][0] == "fetch"
     assert state["counts"]["failed"] == 1 and state["counts"]["skipped"] == 1
+    cells = {cell["key"]: cell for cell in state["steps"]}
+    assert set(cells) == set(nodes)
+    assert cells["flaky"]["status"] == "succeeded" and cells["flaky"]["attempts"] == "2/3"
+    assert cells["boom"]["error_code"] == "step_failed" and cells["boom"]["error"] == FAILED_MESSAGE
+    assert cells["boom"]["duration"] == "376 ms" and cells["report"]["duration"] == "-"
 
 
 def test_running_run_is_polled(operator: Client, tenant: Any, user: Any) -> None:
@@ -104,6 +109,7 @@ def test_thousand_step_run_is_collapsed_by_stage(operator: Client, tenant: Any, 
     assert len(graph["bands"]) == 20 and sum(band["steps"] for band in graph["bands"]) == 1000
     assert graph["bands"][1]["needs"] == ["band-0"]
     assert len(state["timeline"]["rows"]) == 1000
+    assert len(state["steps"]) == 200  # the table's rows only (the graph and the timeline have all)
     page(operator, execution)
 
 
@@ -201,3 +207,21 @@ def test_a_dry_run_has_a_page_too(operator: Client, tenant: Any, user: Any) -> N
     html = page(operator, dry)
     assert "a dry run has none" in html and 'data-terminal="true"' in html
     assert operator.get(f"/admin/executions/execution/{dry.pk}/state.json").json()["terminal"] is True
+
+
+def test_timeline_shows_past_quota_waits_of_attempt_records(tenant: Any, user: Any) -> None:
+    """An attempt record with ``quota_waited_ms`` gets a quota-wait bar of that length right before it runs."""
+    execution = finished_run(tenant, user)
+    flaky = execution.steps.get(step_id="flaky", kind="step")
+    first, second = flaky.attempts
+    flaky.attempts = [{**first, "quota_waited_ms": 1}, {**second, "quota_waited_ms": 150}]
+    flaky.save(update_fields=["attempts"])
+    rows = {row["key"]: row for row in run_state(execution)["timeline"]["rows"]}
+    segments = rows["flaky"]["segments"]
+    assert [s["kind"] for s in segments] == ["queued", "quota", "running", "backoff", "quota", "running"]
+    queued, wait1, run1, backoff, wait2, run2 = segments
+    assert wait1["end"] - wait1["start"] == 1 and queued["end"] == wait1["start"] and wait1["end"] == run1["start"]
+    assert wait2["end"] - wait2["start"] == 150 and wait2["attempt"] == 2
+    assert backoff["end"] == wait2["start"] and wait2["end"] == run2["start"]
+    others = [s["kind"] for key, row in rows.items() if key != "flaky" for s in row["segments"]]
+    assert "quota" not in others  # records without the field: no wait drawn

@@ -99,3 +99,6 @@ def test_recovery_redelivers_a_step_whose_worker_vanished(
     orphan = steps_by_id(execution)["orphan"]
     assert [attempt["outcome"] for attempt in orphan.attempts] == ["lost", "succeeded"]
     assert orphan.outputs == {"message": 7}
+    lost, _ = orphan.log.split("--- attempt 2 on ")
+    assert lost.startswith("--- attempt 1 on gone@nowhere ---\n") and "ERROR worker_lost: attempt 1 was lost: " in lost
+    assert "past its hard time limit" in lost and "(it ran on gone@nowhere, pid 1)" in lost

@@ -7,6 +7,9 @@ left them, the real Redis queues say which messages wait, and the test reads wha
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -19,7 +22,9 @@ from executions.choices import StepStatus
 from executions.models import StepRun, WorkerHeartbeat
 from executions.planner import CRITICAL_PRIORITY, SLACK_PRIORITY
 from executions.services import execution_create, stalled_steps_recover
+from executions.services.claims import step_claim
 from executions.services.recovery import broker_waiting
+from executions.services.steplog import timestamp
 from executions.tests.conftest import workflow_doc
 from mc_project.celery import app
 from tests.workers import WorkerProcess, purge_queues
@@ -153,3 +158,60 @@ def _listed(queue: str) -> list[str]:
         channel = conn.default_channel
         key = (getattr(channel, "global_keyprefix", "") or "") + queue
         return [json.loads(raw)["headers"]["id"] for raw in reversed(channel.client.lrange(key, 0, -1))]
+
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def _log(client: Any, step: StepRun) -> str:
+    response = client.get(f"/api/executions/{step.execution_id}/steps/{step.step_id}/logs", HTTP_ACCEPT="text/plain")
+    assert response.status_code == 200, response.content[:300]
+    return response.content.decode()
+
+
+def test_a_lost_attempt_of_a_silent_worker_says_so_in_the_log(step: StepRun, author: Any) -> None:
+    _running_on(step, "gone@host")
+    _beat("gone@host", silent=LOST_AFTER.total_seconds() + 1)
+    seen = WorkerHeartbeat.objects.get(hostname="gone@host").seen_at
+    assert stalled_steps_recover() == 1
+    assert step_claim(step.pk, worker="next@host") is not None  # as the worker that takes the message again
+    log = _log(author, step)
+    assert re.fullmatch(
+        rf"--- attempt 1 on gone@host ---\n{STAMP} ERROR worker_lost: attempt 1 was lost: worker gone@host silent"
+        rf" since {re.escape(timestamp(seen))} \(it ran on gone@host, pid 2\); delivered again to next@host",
+        log,
+    ), log
+    step.refresh_from_db()
+    assert [a["outcome"] for a in step.attempts] == ["lost"] and step.attempt == 2 and step.log == log
+
+
+def test_a_lost_attempt_its_live_worker_no_longer_lists_says_so_in_the_log(step: StepRun, author: Any) -> None:
+    _running_on(step, "busy@host")
+    StepRun.objects.filter(pk=step.pk).update(log=f"--- attempt 1 on busy@host ---\n{timestamp(timezone.now())} hello")
+    _beat("busy@host", silent=0.5, active=[], held=[])
+    assert stalled_steps_recover() == 1
+    assert step_claim(step.pk, worker="next@host") is not None
+    lines = _log(author, step).splitlines()
+    assert lines[:2][0] == "--- attempt 1 on busy@host ---" and lines[1].endswith(" hello")  # one header
+    assert len(lines) == 3 and "ERROR worker_lost: attempt 1 was lost: worker busy@host no longer lists it" in lines[2]
+    assert "(it ran on busy@host, pid 2)" in lines[2]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("same_process", [False, True])
+def test_a_lost_attempt_on_the_same_worker_says_why_in_the_log(step: StepRun, author: Any, same_process: bool) -> None:
+    """The message came back to the worker that ran the attempt: its pool process died, or it is this one."""
+    pid = os.getpid() if same_process else _dead_pid()
+    evidence = "redelivered to the process that ran it" if same_process else f"pool process {pid} of same@host is gone"
+    _running_on(step, "same@host")
+    StepRun.objects.filter(pk=step.pk).update(worker_pid=pid)
+    assert step_claim(step.pk, worker="same@host") is not None
+    log = _log(author, step)
+    assert f"ERROR worker_lost: attempt 1 was lost: {evidence}" in log, log
+    assert f"(it ran on same@host, pid {pid}); delivered again to same@host" in log

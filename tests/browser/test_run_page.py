@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
-from executions.choices import StepStatus
-from executions.console import STATUS_COLOURS
-from executions.models import StepRun
-from executions.tests.console_runs import FAILED_MESSAGE, big_run, finished_run, running_run
+from executions.choices import ExecutionStatus, StepStatus
+from executions.console import STATUS_COLOURS, seconds_ms
+from executions.models import Execution, StepRun
+from executions.tests.console_runs import FAILED_MESSAGE, big_run, finished_run, pending_receipt, running_run
+from receipts.services import receipt_sign
 from tests.browser.chromium import js_errors
 from tests.factories import UserFactory
 
@@ -85,24 +88,74 @@ def test_finished_run_with_a_failed_and_a_retried_step(
     driver.save_screenshot(str(screenshots / "run-finished.png"))
 
 
+def step_cells(driver: Any, key: str) -> dict[str, str]:
+    """The steps table's cells of step ``key`` as the page shows them now."""
+    return driver.execute_script(
+        "var row = document.querySelector('#mc-steps tr[data-key=\"' + arguments[0] + '\"]'); var out = {};"
+        " ['status', 'attempts', 'started', 'finished', 'duration', 'error'].forEach(function (name) {"
+        " out[name] = row.querySelector('.mc-step-' + name).textContent.trim(); }); return out;",
+        key,
+    )
+
+
 def test_running_run_refreshes_itself(
     admin_browser: Callable[[str], Any], tenant: Any, user: Any, screenshots: Path, settings: Any
 ) -> None:
+    from selenium.webdriver.common.by import By
+
     settings.MC_CONSOLE_POLL_MS = 250
     execution = running_run(tenant, user)
     driver = admin_browser(f"/admin/executions/execution/{execution.pk}/change/")
     wait_for(driver, "return document.body.getAttribute('data-graph') === 'drawn'")
     assert nodes(driver)["flaky"]["status"] == "running"
     assert nodes(driver)["flaky"]["fill"] == STATUS_COLOURS[StepStatus.RUNNING]
+    flaky = step_cells(driver, "flaky")
+    assert flaky["status"] == "running" and flaky["attempts"].startswith("2/") and flaky["finished"] == ""
+    assert step_cells(driver, "boom")["status"] == "queued"
+    assert "No receipt yet" in driver.find_element(By.ID, "mc-receipt").text
     driver.execute_script("document.getElementById('mc-status').setAttribute('data-marker', 'same-page')")
-    StepRun.objects.filter(execution=execution, step_id="flaky").update(status=StepStatus.SUCCEEDED)
-    StepRun.objects.filter(execution=execution, step_id="boom").update(status=StepStatus.RUNNING)
+
+    row = StepRun.objects.get(execution=execution, step_id="flaky", kind="step")
+    ended = timezone.now()
+    row.status, row.finished_at = StepStatus.SUCCEEDED, ended
+    row.attempts = [
+        *row.attempts,
+        {"attempt": 2, "started_at": row.attempt_started_at.isoformat(), "outcome": "succeeded"},
+    ]
+    row.save(update_fields=["status", "finished_at", "attempts"])
+    StepRun.objects.filter(execution=execution, step_id="boom").update(
+        status=StepStatus.RUNNING, attempt=1, started_at=ended, attempt_started_at=ended
+    )
     wait_for(
         driver,
         "var g = document.querySelector('#mc-graph g[data-key=flaky]');"
         " return g && g.getAttribute('data-status') === 'succeeded'",
     )
     assert nodes(driver)["boom"]["fill"] == STATUS_COLOURS[StepStatus.RUNNING]
+    wait_for(
+        driver,
+        "return document.querySelector('#mc-steps tr[data-key=flaky]').getAttribute('data-status') === 'succeeded'",
+    )
+    flaky = step_cells(driver, "flaky")
+    assert flaky["status"] == "succeeded" and flaky["attempts"] == f"{row.attempt}/{row.max_attempts}"
+    assert flaky["finished"] == timezone.localtime(ended).strftime("%H:%M:%S.%f")[:-3]
+    assert flaky["duration"] == seconds_ms(round((ended - row.started_at).total_seconds() * 1000) / 1000)
+    boom = step_cells(driver, "boom")
+    assert boom["status"] == "running" and boom["attempts"].startswith("1/") and boom["started"]
+
+    # The run ends: its receipt is written pending, and the receipts worker signs it a moment later.
+    with transaction.atomic():  # as the engine does: one transaction, or the page would see a run without one
+        Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.SUCCEEDED, finished_at=timezone.now())
+        execution.refresh_from_db()
+        receipt = pending_receipt(execution)
+    wait_for(driver, "var s = document.getElementById('mc-receipt-status'); return s && s.textContent === 'pending'")
+    assert driver.find_element(By.ID, "mc-verified").text == "does not verify"
+    assert receipt_sign(receipt.pk) is not None
+    wait_for(driver, "var s = document.getElementById('mc-receipt-status'); return s && s.textContent === 'signed'")
+    assert driver.find_element(By.ID, "mc-verified").text == "verified"
+    checks = driver.find_element(By.ID, "mc-checks").text
+    assert "signature ok" in checks and "database ok" in checks
+    assert driver.find_element(By.ID, "mc-status").text == "succeeded"
     assert (
         driver.execute_script("return document.getElementById('mc-status').getAttribute('data-marker')") == "same-page"
     )

@@ -6,6 +6,7 @@
   "use strict";
 
   var SVG_NS = "http://www.w3.org/2000/svg";
+  var SEGMENT_LABELS = { quota: "quota wait" };
   var SEGMENT_COLOURS = { queued: "#8fb8f0", quota: "#f5d76e", running: "#2e9e5b", backoff: "#f0a030", failed: "#d7373f" };
 
   function el(name, attrs, parent) {
@@ -251,7 +252,7 @@
           height: rowHeight - 6, fill: colour, "class": "mc-bar mc-bar-" + segment.kind + (segment.outcome ? " mc-outcome-" + segment.outcome : ""),
           "data-ms": String(segment.end - segment.start)
         }, group);
-        title(bar, row.label + (segment.shard !== undefined ? "[" + segment.shard + "]" : "") + " " + segment.kind +
+        title(bar, row.label + (segment.shard !== undefined ? "[" + segment.shard + "]" : "") + " " + (SEGMENT_LABELS[segment.kind] || segment.kind) +
           (segment.attempt ? " attempt " + segment.attempt : "") + (segment.outcome ? " " + segment.outcome : "") +
           ": " + ms(segment.end - segment.start) + " (" + ms(segment.start) + " → " + ms(segment.end) + ")" + (segment.error ? " — " + segment.error : ""));
       });
@@ -284,6 +285,93 @@
     }
   }
 
+  /* the steps table: the server rendered its rows (which steps, in which order); the cells follow the run */
+  function updateSteps(steps) {
+    var table = document.getElementById("mc-steps");
+    if (!table || !steps) { return; }
+    var byPk = {};
+    steps.forEach(function (cell) { byPk[cell.pk] = cell; });
+    table.querySelectorAll("tbody tr[data-pk]").forEach(function (row) {
+      var cell = byPk[row.getAttribute("data-pk")];
+      if (!cell) { return; }
+      row.setAttribute("data-status", cell.status);
+      var badge = row.querySelector(".mc-step-status .mc-badge");
+      if (badge) { badge.className = "mc-badge mc-" + cell.status; badge.textContent = cell.status; }
+      [["attempts", cell.attempts], ["started", cell.started], ["finished", cell.finished], ["duration", cell.duration]].forEach(function (pair) {
+        var td = row.querySelector(".mc-step-" + pair[0]);
+        if (td && td.textContent !== pair[1]) { td.textContent = pair[1]; }
+      });
+      var error = row.querySelector(".mc-step-error");
+      if (error) {
+        error.textContent = "";
+        if (cell.error_code) {
+          var code = document.createElement("code");
+          code.textContent = cell.error_code;
+          error.appendChild(code);
+          error.appendChild(document.createTextNode(" " + cell.error));
+        }
+      }
+    });
+  }
+
+  function htmlEl(name, attrs, content) {
+    var item = document.createElement(name);
+    Object.keys(attrs || {}).forEach(function (key) { item.setAttribute(key, attrs[key]); });
+    if (content !== undefined) { item.textContent = content; }
+    return item;
+  }
+
+  function link(parent, href, label) {
+    parent.appendChild(document.createTextNode(" · "));
+    parent.appendChild(htmlEl("a", { href: href }, label));
+  }
+
+  /* the receipt panel: pending until the receipts worker signs it, then verified now on each poll */
+  function updateReceipt(receipt) {
+    var body = document.getElementById("mc-receipt-body");
+    if (!body || !receipt) { return; }
+    var signed = receipt.signed ? "true" : "false";
+    if (body.getAttribute("data-signed") === signed && body.getAttribute("data-ok") === String(receipt.ok)) { return; }
+    body.setAttribute("data-signed", signed);
+    body.setAttribute("data-ok", String(receipt.ok));
+    body.textContent = "";
+    var line = htmlEl("p");
+    if (receipt.signed) {
+      line.appendChild(htmlEl("span", { id: "mc-receipt-status", "class": "mc-badge mc-succeeded" }, "signed"));
+      line.appendChild(document.createTextNode(" #" + receipt.sequence + " by key "));
+      line.appendChild(htmlEl("code", {}, receipt.key_id));
+      line.appendChild(document.createTextNode(" at " + receipt.signed_at));
+    } else {
+      line.appendChild(htmlEl("span", { id: "mc-receipt-status", "class": "mc-badge mc-queued" }, "pending"));
+      line.appendChild(document.createTextNode(" not signed yet"));
+    }
+    line.appendChild(document.createTextNode(" · verified now: "));
+    line.appendChild(htmlEl("b", { id: "mc-verified", "class": receipt.ok ? "mc-ok" : "mc-bad" }, receipt.ok ? "verified" : "does not verify"));
+    link(line, receipt.url, "receipt");
+    link(line, receipt.api_url, "API");
+    if (receipt.signed) { link(line, receipt.disclosure_url, "disclosure.tgz"); }
+    body.appendChild(line);
+    var table = htmlEl("table", { "class": "mc-table", id: "mc-checks" });
+    var head = htmlEl("tr");
+    ["check", "result", "what was looked at"].forEach(function (label) { head.appendChild(htmlEl("th", {}, label)); });
+    table.appendChild(htmlEl("thead")).appendChild(head);
+    var rows = table.appendChild(htmlEl("tbody"));
+    receipt.checks.forEach(function (check) {
+      var row = rows.appendChild(htmlEl("tr"));
+      row.appendChild(htmlEl("td", {}, check.name));
+      row.appendChild(htmlEl("td", { "class": check.ok ? "mc-ok" : "mc-bad" }, check.ok ? "ok" : "FAILED"));
+      row.appendChild(htmlEl("td", {}, check.message));
+    });
+    body.appendChild(table);
+  }
+
+  /* a finished run's receipt is signed by the receipts worker shortly after: poll until it is */
+  var RECEIPT_POLLS = 60;
+
+  function settled(state) {
+    return state.terminal && !(state.receipt && !state.receipt.signed);
+  }
+
   function runPage(root) {
     var state = JSON.parse(document.getElementById("mc-state").textContent);
     var graphBox = document.getElementById("mc-graph");
@@ -291,14 +379,18 @@
     var stepUrl = root.getAttribute("data-step-url") || "/admin/executions/steprun/0/change/";
     function draw(next, first) {
       updateSummary(next);
+      updateSteps(next.steps);
+      updateReceipt(next.receipt);
       if (first || !recolour(graphBox, next.graph, next.colours)) {
         drawGraph(graphBox, next.graph, next.colours, { critical: next.timeline.critical_path, stepUrl: stepUrl });
       }
       drawTimeline(timelineBox, next.timeline, next.colours);
     }
     draw(state, true);
-    if (state.terminal) { return; }
+    if (settled(state)) { return; }
     var live = document.getElementById("mc-live");
+    var afterEnd = 0;
+    if (live) { live.hidden = false; }
     var interval = parseInt(root.getAttribute("data-poll-ms"), 10) || 2000;
     var timer = window.setInterval(function () {
       fetch(root.getAttribute("data-state-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -309,9 +401,16 @@
         .then(function (next) {
           draw(next, false);
           root.setAttribute("data-polls", String((parseInt(root.getAttribute("data-polls") || "0", 10)) + 1));
-          if (next.terminal) {
+          if (settled(next)) {
             window.clearInterval(timer);
-            if (live) { live.textContent = "finished: reload for the receipt"; }
+            if (live) { live.textContent = "finished"; }
+          } else if (next.terminal) {
+            afterEnd += 1;
+            if (live) { live.textContent = "finished; waiting for the receipt's signature"; }
+            if (afterEnd >= RECEIPT_POLLS) {
+              window.clearInterval(timer);
+              if (live) { live.textContent = "finished; the receipt is not signed yet: reload later"; }
+            }
           }
         })
         .catch(function (error) { if (live) { live.textContent = "refresh failed (" + error.message + "), retrying"; } });
