@@ -15,6 +15,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from mc_project.env import read_environment
 from receipts.signing.keys import load_private_key
@@ -208,10 +209,52 @@ def test_keda_scales_each_worker_on_its_queue_lists(render: Callable[..., Manife
     assert _by_kind(render([]), "ScaledObject") == {}, "KEDA is off by default"
 
 
-def test_keda_on_prometheus_reads_the_backlog_gauge(render: Callable[..., Manifests]) -> None:
-    scaled = _by_kind(render([], "keda.enabled=true", "keda.trigger=prometheus"), "ScaledObject")
-    query = scaled["mc-worker-small"]["spec"]["triggers"][0]["metadata"]["query"]
-    assert query == 'sum(mc_queue_backlog{queue="mc.small"})'
+PROMETHEUS = "keda.prometheus.serverAddress=http://prometheus-operated.monitoring:9090"
+
+
+def _triggers(manifests: Manifests) -> dict[str, list[dict[str, Any]]]:
+    return {name: doc["spec"]["triggers"] for name, doc in _by_kind(manifests, "ScaledObject").items()}
+
+
+def test_keda_given_a_prometheus_scales_on_the_exact_backlog(render: Callable[..., Manifests]) -> None:
+    """The default trigger (auto) with a Prometheus address: the sum of the queue's lists, one trigger."""
+    manifests = render([], "keda.enabled=true", PROMETHEUS)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    per_replica = {name: worker["autoscaling"]["backlogPerReplica"] for name, worker in values["workers"].items()}
+    workers = _workers(manifests)
+    triggers = _triggers(manifests)
+    assert set(triggers) == set(workers)
+    for name, found in triggers.items():
+        queue = _container(workers[name])["command"][5]
+        assert found == [
+            {
+                "type": "prometheus",
+                "metadata": {
+                    "serverAddress": "http://prometheus-operated.monitoring:9090",
+                    "query": f'sum(mc_queue_backlog{{queue="{queue}"}})',
+                    "threshold": str(per_replica[name.removeprefix("mc-worker-")]),
+                },
+            }
+        ], name
+    assert "TriggerAuthentication" not in {doc["kind"] for doc in manifests}
+
+
+def test_keda_without_a_prometheus_falls_back_to_a_redis_trigger_per_list(render: Callable[..., Manifests]) -> None:
+    for sets in ([], ["keda.trigger=redis", PROMETHEUS]):
+        triggers = _triggers(render([], "keda.enabled=true", *sets))["mc-worker-medium"]
+        assert {trigger["type"] for trigger in triggers} == {"redis"}, sets
+        assert [trigger["metadata"]["listName"] for trigger in triggers] == ["mc.medium", "mc.medium\x06\x163"]
+
+
+def test_the_production_example_scales_on_prometheus(render: Callable[..., Manifests]) -> None:
+    triggers = _triggers(render(VALUES["production"]))
+    assert {trigger["type"] for found in triggers.values() for trigger in found} == {"prometheus"}
+
+
+def test_the_prometheus_trigger_needs_an_address(helm: str) -> None:
+    result = run([helm, "template", "mc", str(CHART), "--set", "keda.enabled=true", "--set", "keda.trigger=prometheus"])
+    assert result.returncode != 0
+    assert "keda.prometheus.serverAddress: the prometheus trigger needs the address" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -225,3 +225,18 @@ header of a P-256 key (version 0, id-ecPublicKey, prime256v1, an OCTET STRING of
 {{ regexFindAll ".{1,64}" $pkcs8 -1 | join "\n" }}
 -----END PRIVATE KEY-----
 {{ end -}}
+
+{{/*
+The KEDA trigger in use: "prometheus" (the exact backlog, mc_queue_backlog summed over the
+queue's priority lists) or "redis" (one trigger per list: KEDA takes the largest).
+*/}}
+{{- define "mc.keda.trigger" -}}
+{{- $trigger := .Values.keda.trigger -}}
+{{- if eq $trigger "auto" -}}
+{{- ternary "prometheus" "redis" (ne .Values.keda.prometheus.serverAddress "") -}}
+{{- else if and (eq $trigger "prometheus") (not .Values.keda.prometheus.serverAddress) -}}
+{{- fail "keda.prometheus.serverAddress: the prometheus trigger needs the address of a Prometheus that scrapes MC" -}}
+{{- else -}}
+{{- $trigger -}}
+{{- end -}}
+{{- end -}}
