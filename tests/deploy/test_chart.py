@@ -382,6 +382,24 @@ def test_with_pgbouncer_mc_connects_through_it_and_migrations_do_not(render: Cal
     assert volumes["config"]["secret"]["secretName"] == "mc-pgbouncer"
 
 
+def test_pgbouncer_metrics_exporter_reads_the_admin_database(render: Callable[..., Manifests]) -> None:
+    manifests = render(VALUES["pgbouncer"])
+    secret = _secret_data(_by_kind(manifests, "Secret")["mc-pgbouncer"])
+    assert secret["stats-url"] == "postgres://mc:pw-4242@127.0.0.1:6543/pgbouncer?sslmode=disable"
+    assert "stats_users = mc" in secret["pgbouncer.ini"].splitlines()
+    pod = _by_kind(manifests, "Deployment")["mc-pgbouncer"]["spec"]["template"]
+    exporter = {c["name"]: c for c in pod["spec"]["containers"]}["metrics"]
+    assert _env(exporter)["PGBOUNCER_EXPORTER_CONNECTION_STRING"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mc-pgbouncer",
+        "key": "stats-url",
+    }
+    monitor = _by_kind(manifests, "PodMonitor")["mc-pgbouncer"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    policy = _by_kind(manifests, "NetworkPolicy")["mc-pgbouncer-metrics"]
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 9127, "protocol": "TCP"}]
+
+
 def test_behind_pgbouncer_the_api_environment_turns_off_session_state(
     render: Callable[..., Manifests], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,12 +90,12 @@ env:
     value: /var/run/mc/signing/{{ $keys.signingKey }}
 {{- end -}}
 
-{{/* PgBouncer's config Secret: pgbouncer.ini, users.txt, database-url. */}}
+{{/* PgBouncer's config Secret: pgbouncer.ini, users.txt, database-url, stats-url. */}}
 {{- define "mc.pgbouncer.secretName" -}}
 {{- if .Values.pgbouncer.configSecretName -}}
 {{- .Values.pgbouncer.configSecretName -}}
 {{- else if .Values.secrets.existingSecret -}}
-{{- fail "pgbouncer.configSecretName: with secrets.existingSecret, name a Secret holding pgbouncer.ini, users.txt and database-url (the chart cannot read the database URL from a Secret it did not make)" -}}
+{{- fail "pgbouncer.configSecretName: with secrets.existingSecret, name a Secret holding pgbouncer.ini, users.txt and database-url (and stats-url for the metrics exporter; the chart cannot read the database URL from a Secret it did not make)" -}}
 {{- else -}}
 {{- printf "%s-pgbouncer" (include "mc.fullname" .) -}}
 {{- end -}}
