@@ -139,6 +139,9 @@ class StepRun(models.Model):
     quota_released_at = models.DateTimeField(
         null=True, blank=True, help_text="a freed slot was offered to this held step (message sent) at"
     )
+    quota_waited_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="how long the current attempt waited in line for a quota slot"
+    )
     priority = models.PositiveSmallIntegerField(
         default=0, help_text="broker priority, 0 first: 0 on the run's critical path, 3 with slack (raised by aging)"
     )

@@ -109,7 +109,7 @@ _START_SQL = """
 UPDATE executions_steprun
 SET status = %s, attempt = attempt + 1, worker = %s, worker_pid = %s,
     started_at = COALESCE(started_at, %s), attempt_started_at = %s, next_attempt_at = NULL,
-    quota_held_since = NULL, quota_released_at = NULL
+    quota_waited_ms = %s, quota_held_since = NULL, quota_released_at = NULL
 WHERE id = %s AND status IN (%s, %s) AND max_parallel IS NULL{unheld}{condition}
 RETURNING {columns}
 """
@@ -126,6 +126,11 @@ _WITHIN_QUOTA_SQL = """
       AND h.quota_held_since IS NOT NULL AND h.id <> %s
       AND (%s::timestamptz IS NULL OR h.quota_held_since < %s OR (h.quota_held_since = %s AND h.id < %s))
   ) < %s"""
+
+
+def waited_ms(held_since: datetime, now: datetime) -> int:
+    """Milliseconds a step waited in line for a quota slot, from ``held_since`` to ``now``."""
+    return max(0, int((now - held_since).total_seconds() * 1000))
 
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
@@ -172,6 +177,7 @@ def step_start_claimed(
         pid,
         now,
         now,
+        None if quota is None or quota.held_since is None else waited_ms(quota.held_since, now),
         step_pk,
         StepStatus.QUEUED,
         StepStatus.RETRYING,

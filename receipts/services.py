@@ -15,7 +15,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from mc_project.metrics import receipt_signed_counted
@@ -97,30 +97,47 @@ def rollback_record_create(
 
 
 def execution_record_create(execution: Any) -> Receipt | None:
-    """The unsigned receipt of a run that just finished (call inside its transaction); None for a dry run."""
-    from executions.choices import ExecutionMode
-    from executions.models import Execution
+    """The unsigned receipt of a run that just finished (call inside its transaction); None for a dry run.
 
-    row = (
-        Execution.objects.filter(pk=execution.pk)
-        .select_related("workflow_version")
-        .only("id", "tenant_id", "mode", "status", "workflow_version__digest")
-        .first()
-    )
-    if row is None or row.mode != ExecutionMode.RUN:
+    ``execution`` needs its ``tenant_id``, ``mode``, ``status`` and ``workflow_version_id``
+    (the engine's locked bookkeeping row has them). A run has one receipt: if it has one
+    already, that one is returned.
+    """
+    from executions.choices import ExecutionMode
+
+    if execution.mode != ExecutionMode.RUN:
         return None
-    receipt, _ = Receipt.objects.get_or_create(
+    receipt = Receipt(
         kind=ReceiptKind.EXECUTION,
-        execution_id=row.pk,
-        defaults={
-            "tenant_id": row.tenant_id,
-            "subject_digest": row.workflow_version.snapshot_ref or "",
-            "workflow_version_id": row.workflow_version_id,
-            "record": {"kind": ReceiptKind.EXECUTION.value, "execution": str(row.pk), "status": execution.status},
-        },
+        execution_id=execution.pk,
+        tenant_id=execution.tenant_id,
+        subject_digest=_snapshot_ref(execution.workflow_version_id),
+        workflow_version_id=execution.workflow_version_id,
+        record={"kind": ReceiptKind.EXECUTION.value, "execution": str(execution.pk), "status": execution.status},
     )
+    try:
+        with transaction.atomic():
+            receipt.save(force_insert=True)
+    except IntegrityError:
+        return Receipt.objects.get(kind=ReceiptKind.EXECUTION, execution_id=execution.pk)
     sign_after_commit(receipt)
     return receipt
+
+
+_snapshot_refs: dict[Any, str] = {}
+
+
+def _snapshot_ref(version_id: Any) -> str:
+    """``sha256:<digest>`` of a published version (they never change: read once per process)."""
+    ref = _snapshot_refs.get(version_id)
+    if ref is None:
+        from workflows.models import WorkflowVersion
+
+        digest = WorkflowVersion.objects.values_list("digest", flat=True).get(pk=version_id)
+        ref = _snapshot_refs[version_id] = f"sha256:{digest}" if digest else ""
+        if len(_snapshot_refs) > 10_000:
+            _snapshot_refs.clear()
+    return ref
 
 
 def sign_after_commit(receipt: Receipt) -> None:

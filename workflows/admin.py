@@ -121,8 +121,8 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
         """A version's page: its manifest as highlighted YAML, its DAG, the diff against the previous version."""
         from executions.console import STATUS_COLOURS, manifest_graph
 
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+        if not self.has_view_permission(request) or request.method not in ("GET", "HEAD"):
+            raise PermissionDenied  # read-only: a published version never changes
         version = get_object_or_404(
             WorkflowVersion.objects.select_related("workflow__tenant", "published_by"), pk=object_id
         )

@@ -33,7 +33,7 @@ from executions.services.quotas import (
     quota_lock_key,
     quota_release,
 )
-from executions.transitions import QuotaCheck, step_start_claimed, step_transition
+from executions.transitions import QuotaCheck, step_start_claimed, step_transition, waited_ms
 from policy.dispatch import quota_rules
 
 # Steps whose attempt this process is running now: a message for one of them that reaches
@@ -148,6 +148,7 @@ def _attempt_start(step: StepRun, *, worker: str, attempts: list[Any], lost: int
         started_at=step.started_at or now,
         attempt_started_at=now,
         next_attempt_at=None,
+        quota_waited_ms=None if step.quota_held_since is None else waited_ms(step.quota_held_since, now),
         quota_held_since=None,
         quota_released_at=None,
     )
@@ -195,6 +196,8 @@ def attempt_record(step: StepRun, outcome: str, error: dict[str, Any] | None = N
         "finished_at": _now_iso(),
         "outcome": outcome,
     }
+    if step.quota_waited_ms is not None:
+        record["quota_waited_ms"] = step.quota_waited_ms
     if error:
         record["error"] = error.get("message", "")
     return record

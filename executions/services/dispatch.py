@@ -173,6 +173,7 @@ BOOKKEEPING_FIELDS = (
     "finished_at",
     "canary_release_id",
     "arm",
+    "workflow_version_id",  # its receipt names the version
 )
 
 

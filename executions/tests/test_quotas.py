@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from django.utils import timezone
 from executions.choices import ExecutionStatus, StepStatus
 from executions.models import Execution, StepRun
 from executions.services import execution_create, stalled_steps_recover
-from executions.services.claims import step_claim
+from executions.services.claims import attempt_record, step_claim
 from executions.services.quotas import QuotaHeld, quota_release
 from executions.tests.conftest import steps_by_id, wait_finished, workflow_doc
 from mc_project.tests.test_metrics import decisions, scrape
@@ -217,10 +217,16 @@ def test_a_held_step_is_decided_once_keeps_its_place_and_is_offered_the_freed_sl
     StepRun.objects.filter(pk=first.pk).update(status=StepStatus.SUCCEEDED, finished_at=timezone.now())
     assert quota_release(tenant.pk, "small") == 1
     assert quota_release(tenant.pk, "small") == 0  # the offer stands; it is not made twice
+    StepRun.objects.filter(pk=second.pk).update(quota_held_since=place - timedelta(seconds=2))  # it waited 2 s
     claim = step_claim(second.pk, worker="w1")
     assert claim is not None
     second.refresh_from_db()
     assert (second.status, second.quota_held_since, second.quota_released_at) == (StepStatus.RUNNING, None, None)
+    # The attempt keeps how long it waited in line (the run page's timeline shows it).
+    assert 2000 <= second.quota_waited_ms < 60_000
+    assert attempt_record(second, "succeeded")["quota_waited_ms"] == second.quota_waited_ms
+    first.refresh_from_db()
+    assert first.quota_waited_ms is None and "quota_waited_ms" not in attempt_record(first, "succeeded")
 
 
 @pytest.mark.django_db

@@ -34,11 +34,27 @@ class _Outcome:
     duration_ms: float
 
 
-@dataclass(frozen=True)
 class _Job:
-    packs: tuple[str, ...]
-    input: dict[str, Any]
-    results: queue.SimpleQueue[_Outcome]
+    """Packs to evaluate on one input, and their outcomes as they come.
+
+    The worker appends each outcome and wakes the caller once, when the last is in: a
+    caller woken per pack would pay a thread switch for each. ``pack_started`` tells the
+    caller how long the pack being evaluated has run, so each pack still has its own
+    timeout.
+    """
+
+    def __init__(self, packs: tuple[str, ...], input: dict[str, Any]) -> None:
+        self.packs = packs
+        self.input = input
+        self.outcomes: list[_Outcome] = []
+        self.pack_started = time.monotonic()
+        self.done = threading.Event()
+
+    def add(self, outcome: _Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.pack_started = time.monotonic()
+        if len(self.outcomes) == len(self.packs):
+            self.done.set()
 
 
 class _Worker:
@@ -65,10 +81,10 @@ class _Worker:
             rego.set_input(interp, job.input)
         except (RegoError, PolicyEvalError, ValueError) as exc:
             for pack in job.packs:
-                job.results.put(_Outcome(pack, None, f"the input cannot be evaluated: {exc}", _ms(started)))
+                job.add(_Outcome(pack, None, f"the input cannot be evaluated: {exc}", _ms(started)))
             return
         for pack in job.packs:
-            job.results.put(self._evaluate(pack, interp, compiled, started))
+            job.add(self._evaluate(pack, interp, compiled, started))
             started = time.perf_counter()
 
     def _evaluate(self, pack: str, interp: Any, compiled: dict[str, Any], started: float) -> _Outcome:
@@ -145,35 +161,39 @@ class RegoEngine:
                 message = "too many runaway policy evaluations are still running"
                 decisions.update({p: self._error(p, digest, message, 0.0) for p in pending})
                 break
-            results: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
-            worker.jobs.put(_Job(tuple(pending), input, results))
-            pending = self._collect(worker, pending, results, digest, decisions)
+            job = _Job(tuple(pending), input)
+            worker.jobs.put(job)
+            pending = self._collect(worker, job, digest, decisions)
         return [decisions[p] for p in packs]
 
-    def _collect(
-        self,
-        worker: _Worker,
-        pending: list[str],
-        results: queue.SimpleQueue[_Outcome],
-        digest: str,
-        decisions: dict[str, Decision],
-    ) -> list[str]:
-        """Gather a job's outcomes; on a timeout abandon the worker and return what is left."""
-        for index, pack in enumerate(pending):
-            try:
-                outcome = results.get(timeout=self.timeout_s)
-            except queue.Empty:
+    def _collect(self, worker: _Worker, job: _Job, digest: str, decisions: dict[str, Decision]) -> list[str]:
+        """Gather a job's outcomes; on a timeout abandon the worker and return what is left.
+
+        The caller sleeps until the job is done, or until the pack being evaluated has run
+        for ``timeout_s`` (each finished pack gives the next its own ``timeout_s``).
+        """
+        while not job.done.is_set():
+            remaining = job.pack_started + self.timeout_s - time.monotonic()
+            if remaining <= 0:
                 self._abandon(worker)
+                outcomes = list(job.outcomes)
+                self._decide(outcomes, digest, decisions)
+                pack = job.packs[len(outcomes)]
                 message = f"evaluation timed out after {self.timeout_s:g}s"
                 decisions[pack] = self._error(pack, digest, message, self.timeout_s * 1000)
-                return pending[index + 1 :]
+                return list(job.packs[len(outcomes) + 1 :])
+            job.done.wait(remaining)
+        self._decide(job.outcomes, digest, decisions)
+        self._checkin(worker)
+        return []
+
+    def _decide(self, outcomes: list[_Outcome], digest: str, decisions: dict[str, Decision]) -> None:
+        for outcome in outcomes:
             meta = self.bundles[outcome.pack].meta
             if outcome.error is not None:
                 decisions[outcome.pack] = policy_error(meta, digest, outcome.error, outcome.duration_ms)
             else:
                 decisions[outcome.pack] = decision_from_document(meta, digest, outcome.document, outcome.duration_ms)
-        self._checkin(worker)
-        return []
 
     def _error(self, pack: str, digest: str, message: str, duration_ms: float) -> Decision:
         return policy_error(self.bundles[pack].meta, digest, message, duration_ms)
