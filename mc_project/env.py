@@ -140,6 +140,7 @@ class Environment:
     throttle_anon: str
     page_size: int
     db_conn_max_age: int
+    db_pgbouncer: bool
     broker_visibility_timeout: int
     broker_restore_interval: int
     worker_heartbeat_interval: float
@@ -302,6 +303,7 @@ def read_environment() -> Environment:
         throttle_anon=env_str("MC_THROTTLE_ANON", "60/min"),
         page_size=env_int("MC_PAGE_SIZE", 50),
         db_conn_max_age=env_int("MC_DB_CONN_MAX_AGE", 60),
+        db_pgbouncer=env_bool("MC_DB_PGBOUNCER", False),
         broker_visibility_timeout=env_int("MC_BROKER_VISIBILITY_TIMEOUT", 3600),
         broker_restore_interval=env_int("MC_BROKER_RESTORE_INTERVAL", 60),
         worker_heartbeat_interval=env_seconds("MC_WORKER_HEARTBEAT_INTERVAL", 5.0),

@@ -123,6 +123,14 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["connect_timeout"] = 5
+    if ENV.db_pgbouncer:
+        # Behind PgBouncer in transaction pooling each transaction may run on a different
+        # server connection: nothing may outlive a transaction on the server. A server-side
+        # cursor (QuerySet.iterator()) is a named cursor held across fetches, and a prepared
+        # statement belongs to the server connection that prepared it. Advisory transaction
+        # locks, pipelines and multi-statement queries inside a transaction are fine.
+        _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _db["OPTIONS"].update(prepare_threshold=None, server_side_binding=False)
 DATABASES = {"default": _db}
 if str(_db.get("ENGINE", "")).endswith("sqlite3"):
     # The embedded default: SQLite has no covering indexes, so Django builds the execution

@@ -124,3 +124,34 @@ def test_blank_variables_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> No
     assert env.log_level == "INFO"
     assert env.python_allowed_modules == ["executions.packages.samples"]
     assert env.retry_jitter == 0.25
+
+
+PGBOUNCER_PROBE = """
+import json, django
+django.setup()
+from django.db import connection
+db = connection.settings_dict
+connection.ensure_connection()
+print(json.dumps({
+    "server_side_cursors_disabled": db.get("DISABLE_SERVER_SIDE_CURSORS", False),
+    "prepare_threshold": connection.connection.prepare_threshold,
+    "server_side_binding": db["OPTIONS"].get("server_side_binding"),
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("pgbouncer", "expected"),
+    [
+        ("", {"server_side_cursors_disabled": False, "prepare_threshold": None, "server_side_binding": None}),
+        ("true", {"server_side_cursors_disabled": True, "prepare_threshold": None, "server_side_binding": False}),
+    ],
+)
+def test_behind_pgbouncer_mc_keeps_no_state_on_a_server_connection(
+    tmp_path: Path, pgbouncer: str, expected: dict[str, object]
+) -> None:
+    """MC_DB_PGBOUNCER: no server-side cursors and no prepared statements (transaction pooling)."""
+    env = {"MC_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres", "MC_DB_PGBOUNCER": pgbouncer}
+    result = run_mc(PGBOUNCER_PROBE, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected

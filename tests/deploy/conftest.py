@@ -26,6 +26,8 @@ VALUES = {
     "default": [],
     "canary": [CHART / "values.canary.yaml"],
     "production": [CHART / "values.production.example.yaml"],
+    # PgBouncer on (with the Secrets the chart makes) and NetworkPolicies.
+    "pgbouncer": [CHART / "ci" / "pgbouncer-values.yaml"],
 }
 
 
@@ -88,7 +90,7 @@ def render(helm: str) -> Callable[..., Manifests]:
 
 @pytest.fixture(scope="session", params=sorted(VALUES))
 def rendered(request: pytest.FixtureRequest, render: Callable[..., Manifests]) -> Manifests:
-    """The manifests of each values file: default, canary, production."""
+    """The manifests of each values file: default, canary, production, PgBouncer."""
     return render(VALUES[request.param])
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from mc_project.env import read_environment
 from receipts.signing.keys import load_private_key
@@ -105,10 +106,16 @@ def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(rendered: Manifest
     job = _by_kind(rendered, "Job")["mc-migrate"]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert _container(job)["command"] == ["python", "manage.py", "migrate", "--noinput"]
-    # What the Job reads exists before it: hooks of a lower weight.
+    # What the Job reads exists before it: hooks of a lower weight (PgBouncer's Secret is
+    # not among them: the Job talks to the database directly).
+    container = _container(job)
+    read = {item["configMapRef"]["name"] for item in container.get("envFrom", [])}
+    read |= {item["valueFrom"]["secretKeyRef"]["name"] for item in container["env"] if "valueFrom" in item}
+    read |= {v["secret"]["secretName"] for v in job["spec"]["template"]["spec"]["volumes"] if "secret" in v}
     for kind in ("ConfigMap", "Secret"):
-        for doc in _by_kind(rendered, kind).values():
-            assert int(doc["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
+        for name, doc in _by_kind(rendered, kind).items():
+            if name in read:
+                assert int(doc["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0, name
 
 
 def test_helm_test_pod_checks_readyz_and_plans(rendered: Manifests) -> None:
@@ -202,10 +209,52 @@ def test_keda_scales_each_worker_on_its_queue_lists(render: Callable[..., Manife
     assert _by_kind(render([]), "ScaledObject") == {}, "KEDA is off by default"
 
 
-def test_keda_on_prometheus_reads_the_backlog_gauge(render: Callable[..., Manifests]) -> None:
-    scaled = _by_kind(render([], "keda.enabled=true", "keda.trigger=prometheus"), "ScaledObject")
-    query = scaled["mc-worker-small"]["spec"]["triggers"][0]["metadata"]["query"]
-    assert query == 'sum(mc_queue_backlog{queue="mc.small"})'
+PROMETHEUS = "keda.prometheus.serverAddress=http://prometheus-operated.monitoring:9090"
+
+
+def _triggers(manifests: Manifests) -> dict[str, list[dict[str, Any]]]:
+    return {name: doc["spec"]["triggers"] for name, doc in _by_kind(manifests, "ScaledObject").items()}
+
+
+def test_keda_given_a_prometheus_scales_on_the_exact_backlog(render: Callable[..., Manifests]) -> None:
+    """The default trigger (auto) with a Prometheus address: the sum of the queue's lists, one trigger."""
+    manifests = render([], "keda.enabled=true", PROMETHEUS)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    per_replica = {name: worker["autoscaling"]["backlogPerReplica"] for name, worker in values["workers"].items()}
+    workers = _workers(manifests)
+    triggers = _triggers(manifests)
+    assert set(triggers) == set(workers)
+    for name, found in triggers.items():
+        queue = _container(workers[name])["command"][5]
+        assert found == [
+            {
+                "type": "prometheus",
+                "metadata": {
+                    "serverAddress": "http://prometheus-operated.monitoring:9090",
+                    "query": f'sum(mc_queue_backlog{{queue="{queue}"}})',
+                    "threshold": str(per_replica[name.removeprefix("mc-worker-")]),
+                },
+            }
+        ], name
+    assert "TriggerAuthentication" not in {doc["kind"] for doc in manifests}
+
+
+def test_keda_without_a_prometheus_falls_back_to_a_redis_trigger_per_list(render: Callable[..., Manifests]) -> None:
+    for sets in ([], ["keda.trigger=redis", PROMETHEUS]):
+        triggers = _triggers(render([], "keda.enabled=true", *sets))["mc-worker-medium"]
+        assert {trigger["type"] for trigger in triggers} == {"redis"}, sets
+        assert [trigger["metadata"]["listName"] for trigger in triggers] == ["mc.medium", "mc.medium\x06\x163"]
+
+
+def test_the_production_example_scales_on_prometheus(render: Callable[..., Manifests]) -> None:
+    triggers = _triggers(render(VALUES["production"]))
+    assert {trigger["type"] for found in triggers.values() for trigger in found} == {"prometheus"}
+
+
+def test_the_prometheus_trigger_needs_an_address(helm: str) -> None:
+    result = run([helm, "template", "mc", str(CHART), "--set", "keda.enabled=true", "--set", "keda.trigger=prometheus"])
+    assert result.returncode != 0
+    assert "keda.prometheus.serverAddress: the prometheus trigger needs the address" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -215,6 +264,8 @@ def test_keda_on_prometheus_reads_the_backlog_gauge(render: Callable[..., Manife
         ("image.tag=latest", "image.tag"),
         ("canary.weight=150", "canary.weight: Must be less than or equal to 100"),
         ("keda.trigger=sqs", "keda.trigger: keda.trigger must be one of the following"),
+        ("pgbouncer.defaultPoolSize=0", "pgbouncer.defaultPoolSize: Must be greater than or equal to 1"),
+        ("pgbouncer.image.tag=latest", "pgbouncer.image.tag"),
     ],
 )
 def test_the_values_schema_rejects_a_bad_value_with_a_message(helm: str, setting: str, message: str) -> None:
@@ -280,3 +331,104 @@ def test_each_worker_pod_serves_its_own_metrics(render: Callable[..., Manifests]
     assert sorted(selected) == sorted(
         doc["metadata"]["labels"]["app.kubernetes.io/component"] for doc in _workers(manifests).values()
     )
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def _secret_data(doc: dict[str, Any]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in doc["data"].items()}
+
+
+@pytest.mark.parametrize("values", ["default", "canary", "production"])
+def test_pgbouncer_is_off_by_default(render: Callable[..., Manifests], values: str) -> None:
+    manifests = render(VALUES[values], "networkPolicy.enabled=true")
+    names = {f"{doc['kind']}/{doc['metadata']['name']}" for doc in manifests}
+    assert not [name for name in names if "pgbouncer" in name]
+    for name, spec in pod_specs(manifests):
+        for container in spec["containers"]:
+            assert "MC_DB_PGBOUNCER" not in _env(container), name
+
+
+def test_with_pgbouncer_mc_connects_through_it_and_migrations_do_not(render: Callable[..., Manifests]) -> None:
+    manifests = render(VALUES["pgbouncer"], "pgbouncer.defaultPoolSize=7", "pgbouncer.reservePoolSize=3")
+    secret = _secret_data(_by_kind(manifests, "Secret")["mc-pgbouncer"])
+    service = _by_kind(manifests, "Service")["mc-pgbouncer"]
+    assert secret["database-url"] == f"postgres://mc:pw-4242@mc-pgbouncer:{service['spec']['ports'][0]['port']}/mc"
+    ini = secret["pgbouncer.ini"]
+    assert "mc = host=db.example.com port=5432 dbname=mc" in ini
+    for line in ("pool_mode = transaction", "default_pool_size = 7", "reserve_pool_size = 3"):
+        assert line in ini.splitlines()
+    # The URL's sslmode applies between PgBouncer and PostgreSQL.
+    assert "server_tls_sslmode = require" in ini.splitlines()
+    assert secret["users.txt"] == '"mc" "pw-4242"\n'
+    pooled = [name for name in _by_kind(manifests, "Deployment") if name in {"mc-api", "mc-beat"} or "-worker-" in name]
+    assert len(pooled) == 7
+    for name in pooled:
+        env = _env(_container(_by_kind(manifests, "Deployment")[name]))
+        assert env["MC_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "mc-pgbouncer",
+            "key": "database-url",
+            "optional": False,
+        }, name
+        assert env["MC_DB_PGBOUNCER"]["value"] == "true", name
+    migrate = _env(_container(_by_kind(manifests, "Job")["mc-migrate"]))
+    assert migrate["MC_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "mc-secrets"
+    assert "MC_DB_PGBOUNCER" not in migrate
+    deployment = _by_kind(manifests, "Deployment")["mc-pgbouncer"]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == "mc-pgbouncer"
+
+
+def test_pgbouncer_metrics_exporter_reads_the_admin_database(render: Callable[..., Manifests]) -> None:
+    manifests = render(VALUES["pgbouncer"])
+    secret = _secret_data(_by_kind(manifests, "Secret")["mc-pgbouncer"])
+    assert secret["stats-url"] == "postgres://mc:pw-4242@127.0.0.1:6543/pgbouncer?sslmode=disable"
+    assert "stats_users = mc" in secret["pgbouncer.ini"].splitlines()
+    pod = _by_kind(manifests, "Deployment")["mc-pgbouncer"]["spec"]["template"]
+    exporter = {c["name"]: c for c in pod["spec"]["containers"]}["metrics"]
+    assert _env(exporter)["PGBOUNCER_EXPORTER_CONNECTION_STRING"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mc-pgbouncer",
+        "key": "stats-url",
+    }
+    monitor = _by_kind(manifests, "PodMonitor")["mc-pgbouncer"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    policy = _by_kind(manifests, "NetworkPolicy")["mc-pgbouncer-metrics"]
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 9127, "protocol": "TCP"}]
+
+
+def test_behind_pgbouncer_the_api_environment_turns_off_session_state(
+    render: Callable[..., Manifests], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests = render(VALUES["pgbouncer"])
+    secret = _secret_data(_by_kind(manifests, "Secret")["mc-pgbouncer"])
+    env = _env(_container(_by_kind(manifests, "Deployment")["mc-api"]))
+    monkeypatch.setenv("MC_DATABASE_URL", secret[env["MC_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"]])
+    monkeypatch.setenv("MC_DB_PGBOUNCER", env["MC_DB_PGBOUNCER"]["value"])
+    assert read_environment().db_pgbouncer is True
+
+
+def test_pgbouncer_with_an_existing_secret_needs_its_config_secret(helm: str, render: Callable[..., Manifests]) -> None:
+    result = run(
+        [helm, "template", "mc", str(CHART), "-f", str(VALUES["production"][0]), "--set", "pgbouncer.enabled=true"]
+    )
+    assert result.returncode != 0
+    assert "pgbouncer.configSecretName: with secrets.existingSecret" in result.stderr
+    manifests = render(VALUES["production"], "pgbouncer.enabled=true", "pgbouncer.configSecretName=mc-pgbouncer-prod")
+    assert "mc-pgbouncer" not in _by_kind(manifests, "Secret")
+    env = _env(_container(_by_kind(manifests, "Deployment")["mc-api"]))
+    assert env["MC_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "mc-pgbouncer-prod"
+    deployment = _by_kind(manifests, "Deployment")["mc-pgbouncer"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == "mc-pgbouncer-prod"
+
+
+def test_network_policy_lets_mc_pods_reach_pgbouncer(render: Callable[..., Manifests]) -> None:
+    policy = _by_kind(render(VALUES["pgbouncer"]), "NetworkPolicy")["mc-pgbouncer"]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "pgbouncer"
+    rule = policy["spec"]["ingress"][0]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "mc"}}}]
+    assert rule["ports"] == [{"port": 6543, "protocol": "TCP"}]

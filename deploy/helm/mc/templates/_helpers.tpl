@@ -48,23 +48,99 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 {{- end -}}
 
-{{/* The environment of every MC container: the ConfigMap, the Secret's keys, the signing key file. */}}
+{{/*
+The environment of every MC container: the ConfigMap, the Secret's keys, the signing key file.
+With pgbouncer.enabled, the database URL is PgBouncer's (its config Secret, key database-url)
+and MC_DB_PGBOUNCER is set; "mc.envDirect" (the migrations Job) keeps the database's own URL.
+*/}}
 {{- define "mc.env" -}}
+{{- include "mc.envFor" (dict "root" . "direct" false) -}}
+{{- end -}}
+
+{{- define "mc.envDirect" -}}
+{{- include "mc.envFor" (dict "root" . "direct" true) -}}
+{{- end -}}
+
+{{- define "mc.envFor" -}}
+{{- $root := .root -}}
+{{- $pooled := and $root.Values.pgbouncer.enabled (not .direct) -}}
 envFrom:
   - configMapRef:
-      name: {{ include "mc.fullname" . }}-config
+      name: {{ include "mc.fullname" $root }}-config
 env:
-  {{- $keys := .Values.secrets.keys }}
+  {{- $keys := $root.Values.secrets.keys }}
   {{- range $name := list "secretKey" "databaseUrl" "brokerUrl" "resultBackend" "cacheUrl" "canaryWebhookSecret" }}
   - name: {{ index $keys $name }}
     valueFrom:
       secretKeyRef:
-        name: {{ include "mc.secretName" $ }}
+        {{- if and $pooled (eq $name "databaseUrl") }}
+        name: {{ include "mc.pgbouncer.secretName" $root }}
+        key: database-url
+        {{- else }}
+        name: {{ include "mc.secretName" $root }}
         key: {{ index $keys $name }}
+        {{- end }}
         optional: {{ has $name (list "cacheUrl" "canaryWebhookSecret" "resultBackend") }}
+  {{- end }}
+  {{- if $pooled }}
+  - name: MC_DB_PGBOUNCER
+    value: "true"
   {{- end }}
   - name: MC_SIGNING_KEY
     value: /var/run/mc/signing/{{ $keys.signingKey }}
+{{- end -}}
+
+{{/* PgBouncer's config Secret: pgbouncer.ini, users.txt, database-url, stats-url. */}}
+{{- define "mc.pgbouncer.secretName" -}}
+{{- if .Values.pgbouncer.configSecretName -}}
+{{- .Values.pgbouncer.configSecretName -}}
+{{- else if .Values.secrets.existingSecret -}}
+{{- fail "pgbouncer.configSecretName: with secrets.existingSecret, name a Secret holding pgbouncer.ini, users.txt and database-url (and stats-url for the metrics exporter; the chart cannot read the database URL from a Secret it did not make)" -}}
+{{- else -}}
+{{- printf "%s-pgbouncer" (include "mc.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The parts of secrets.values.databaseUrl PgBouncer needs: host, port, dbname, user, password.
+The URL's sslmode, if any, becomes PgBouncer's server_tls_sslmode (MC to PgBouncer is in-cluster).
+A password that needs percent-encoding in a URL cannot be decoded here: use configSecretName.
+*/}}
+{{- define "mc.pgbouncer.database" -}}
+{{- $url := urlParse .Values.secrets.values.databaseUrl -}}
+{{- if contains "%" $url.userinfo -}}
+{{- fail "pgbouncer: secrets.values.databaseUrl has a percent-encoded user or password; give pgbouncer.configSecretName instead" -}}
+{{- end -}}
+{{- $user := splitList ":" $url.userinfo -}}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) | default "5432" -}}
+{{- $sslmode := regexFind "sslmode=[a-z-]+" $url.query | trimPrefix "sslmode=" | default .Values.pgbouncer.serverTlsSslmode -}}
+{{- dict "host" $url.hostname "port" $port "dbname" (trimPrefix "/" $url.path) "user" (first $user) "password" (rest $user | join ":") "sslmode" $sslmode | toJson -}}
+{{- end -}}
+
+{{/* pgbouncer.ini: transaction pooling, pool sizes from values, no files written (logs to stderr). */}}
+{{- define "mc.pgbouncer.ini" -}}
+{{- $db := include "mc.pgbouncer.database" . | fromJson -}}
+{{- $p := .Values.pgbouncer -}}
+[databases]
+{{ $db.dbname }} = host={{ $db.host }} port={{ $db.port }} dbname={{ $db.dbname }}
+
+[pgbouncer]
+listen_addr = 0.0.0.0
+listen_port = {{ $p.port }}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = /etc/pgbouncer/users.txt
+stats_users = {{ $db.user }}
+; MC keeps no session state behind PgBouncer (MC_DB_PGBOUNCER): transaction pooling.
+pool_mode = transaction
+max_client_conn = {{ $p.maxClientConn }}
+default_pool_size = {{ $p.defaultPoolSize }}
+min_pool_size = {{ $p.minPoolSize }}
+reserve_pool_size = {{ $p.reservePoolSize }}
+max_db_connections = {{ $p.maxDbConnections }}
+max_prepared_statements = 0
+server_tls_sslmode = {{ $db.sslmode }}
+ignore_startup_parameters = extra_float_digits
 {{- end -}}
 
 {{/* Writable directories of a read-only root filesystem, and the signing key. */}}
@@ -149,3 +225,18 @@ header of a P-256 key (version 0, id-ecPublicKey, prime256v1, an OCTET STRING of
 {{ regexFindAll ".{1,64}" $pkcs8 -1 | join "\n" }}
 -----END PRIVATE KEY-----
 {{ end -}}
+
+{{/*
+The KEDA trigger in use: "prometheus" (the exact backlog, mc_queue_backlog summed over the
+queue's priority lists) or "redis" (one trigger per list: KEDA takes the largest).
+*/}}
+{{- define "mc.keda.trigger" -}}
+{{- $trigger := .Values.keda.trigger -}}
+{{- if eq $trigger "auto" -}}
+{{- ternary "prometheus" "redis" (ne .Values.keda.prometheus.serverAddress "") -}}
+{{- else if and (eq $trigger "prometheus") (not .Values.keda.prometheus.serverAddress) -}}
+{{- fail "keda.prometheus.serverAddress: the prometheus trigger needs the address of a Prometheus that scrapes MC" -}}
+{{- else -}}
+{{- $trigger -}}
+{{- end -}}
+{{- end -}}
