@@ -18,7 +18,10 @@ PASSWORD = "console-browser-test"
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+        pytest.fail(
+            "the browser tests need Debian's chromium and chromium-driver: "
+            "run `bash .ci/services` (or `apt-get install chromium chromium-driver`)"
+        )
     driver = chromium_driver()
     try:
         yield driver
