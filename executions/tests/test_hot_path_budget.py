@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 CREATE = 7  # route, spend today; BEGIN, the run, its decisions, its steps (roots queued), COMMIT
 PLAIN_STEP = 7  # claim under the quota lock (one round trip); count down, record, release; offer a slot
 STEP_READING_OUTPUTS = 9  # the same, and its inputs rendered from an upstream step's outputs
-LAST_STEP = 14  # the same, and settle the run with its receipt
+LAST_STEP = 11  # the same, and settle the run and write its receipt row
 PACKS = 4  # residency, pii, budget, quotas: one evaluation each at execute
 
 
