@@ -60,9 +60,14 @@ class Liveness:
         if not self.judging:
             return True
         beat = self.beats.get(step.worker)
-        if beat is None or not self._fresh(beat):
-            return False
         started = step.attempt_started_at
+        if beat is None:
+            # A worker writes its first heartbeat as it starts taking messages: an attempt it
+            # began a moment before is not evidence of loss yet.
+            grace = timedelta(seconds=2 * settings.MC_WORKER_HEARTBEAT_INTERVAL) + CLOCK_SLACK
+            return started is not None and started >= self.now - grace
+        if not self._fresh(beat):
+            return False
         if started is not None and started >= beat.seen_at - CLOCK_SLACK:
             return True  # too recent for the worker's last report
         return [step.task_id, step.worker_pid] in beat.active

@@ -101,6 +101,14 @@ def test_a_running_step_its_live_worker_no_longer_lists_is_sent_again(step: Step
     assert stalled_steps_recover() == 1
 
 
+def test_a_running_step_of_a_worker_not_beating_yet_waits_for_its_first_heartbeat(step: StepRun) -> None:
+    """A new worker may claim a step just before it writes its first heartbeat: no verdict on that alone."""
+    _running_on(step, "new@host", started=0.2)
+    assert stalled_steps_recover() == 0
+    _running_on(step, "new@host", started=60)  # long enough: it would have beaten by now
+    assert stalled_steps_recover() == 1
+
+
 def test_no_verdict_from_an_observer_that_has_not_watched_long_enough(step: StepRun) -> None:
     """After a database outage every heartbeat is old: the sweeper waits until workers could report again."""
     _running_on(step, "gone@host")
