@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from executions.choices import EXECUTION_TERMINAL, STEP_TERMINAL, ExecutionStatus, StepStatus
 from executions.models import Execution, StepRun
@@ -73,8 +75,11 @@ def test_a_step_that_keeps_losing_its_worker_fails_instead_of_looping(execution:
 
     step = StepRun.objects.get(execution=execution, step_id="fetch")
     for delivery in range(MAX_LOST_ATTEMPTS + 1):
-        claim = step_claim(step.pk, worker=f"w{delivery}")  # each delivery finds the last attempt unfinished
+        # Each delivery finds the last attempt unfinished, begun a minute ago by a worker that never beat.
+        StepRun.objects.filter(pk=step.pk).update(attempt_started_at=timezone.now() - timedelta(minutes=1))
+        claim = step_claim(step.pk, worker=f"w{delivery}")
         assert claim is not None
+    StepRun.objects.filter(pk=step.pk).update(attempt_started_at=timezone.now() - timedelta(minutes=1))
     assert step_claim(step.pk, worker="last") is None
     step.refresh_from_db()
     assert step.status == StepStatus.FAILED and step.error["code"] == "worker_lost"
