@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .engine_setup import MC_ENV, EngineBench, describe, echo, epoch, manifest, median_run, verdict
@@ -41,70 +42,67 @@ def chain_manifest() -> dict[str, Any]:
     return manifest("bench-small-chain", [echo(step, steps[i - 1 : i]) for i, step in enumerate(steps)])
 
 
-def mc_burst(bench: EngineBench, workflow: Any) -> dict[str, Any]:
+def _burst(bench: EngineBench, start_one: Callable[[], Any]) -> dict[str, Any]:
+    """Start RUN_COUNT runs back to back with ``start_one`` (returns the run's id); wait for all.
+
+    Steps/s until the last finishes, each start's time in this process (sorted, ms), and the
+    MC worker's CPU per step.
+    """
     from django.db.models import Max
 
     from executions.models import Execution
-    from executions.services import execution_create
 
     bench.purge()
     cpu = bench.mc_worker.cpu_seconds()
-    creates = []
+    starts = []
     ids = []
     started = time.time()
     for _ in range(RUN_COUNT):
         called = time.perf_counter()
-        execution, _ = execution_create(tenant=bench.tenant, actor=bench.user, workflow=workflow)
-        creates.append((time.perf_counter() - called) * 1000)
-        ids.append(execution.pk)
+        ids.append(start_one())
+        starts.append((time.perf_counter() - called) * 1000)
     for execution_id in ids:
         bench.execution_wait(execution_id, timeout=300)
     last = Execution.objects.filter(pk__in=ids).aggregate(last=Max("finished_at"))["last"]
     elapsed = epoch(last) - started
     cpu = bench.mc_worker.cpu_seconds() - cpu
     steps = RUN_COUNT * CHAIN
-    creates.sort()
+    starts.sort()
     return {
         "elapsed_s": elapsed,
         "per_s": steps / elapsed,
-        "create_p50_ms": statistics.median(creates),
-        "create_p95_ms": creates[int(len(creates) * 0.95) - 1],
-        "creates_s": sum(creates) / 1000,
+        "starts_ms": starts,
         "worker_cpu_ms_per_step": cpu * 1000 / steps,
     }
+
+
+def _p50_p95(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), values[int(len(values) * 0.95) - 1]
+
+
+def mc_burst(bench: EngineBench, workflow: Any) -> dict[str, Any]:
+    from executions.services import execution_create
+
+    def start_one() -> Any:
+        return execution_create(tenant=bench.tenant, actor=bench.user, workflow=workflow)[0].pk
+
+    run = _burst(bench, start_one)
+    creates = run.pop("starts_ms")
+    run["create_p50_ms"], run["create_p95_ms"] = _p50_p95(creates)
+    run["creates_s"] = sum(creates) / 1000
+    return run
 
 
 def api_burst(bench: EngineBench, client: Any, workflow: Any) -> dict[str, Any]:
-    from django.db.models import Max
-
-    from executions.models import Execution
-
-    bench.purge()
-    cpu = bench.mc_worker.cpu_seconds()
-    requests = []
-    ids = []
-    started = time.time()
-    for _ in range(RUN_COUNT):
-        called = time.perf_counter()
+    def start_one() -> Any:
         response = client.post("/api/executions", json={"workflow": workflow.name})
-        requests.append((time.perf_counter() - called) * 1000)
         if response.status_code != 201:
             raise RuntimeError(f"POST /api/executions answered {response.status_code}: {response.text[:300]}")
-        ids.append(response.json()["id"])
-    for execution_id in ids:
-        bench.execution_wait(execution_id, timeout=300)
-    last = Execution.objects.filter(pk__in=ids).aggregate(last=Max("finished_at"))["last"]
-    elapsed = epoch(last) - started
-    cpu = bench.mc_worker.cpu_seconds() - cpu
-    steps = RUN_COUNT * CHAIN
-    requests.sort()
-    return {
-        "elapsed_s": elapsed,
-        "per_s": steps / elapsed,
-        "request_p50_ms": statistics.median(requests),
-        "request_p95_ms": requests[int(len(requests) * 0.95) - 1],
-        "worker_cpu_ms_per_step": cpu * 1000 / steps,
-    }
+        return response.json()["id"]
+
+    run = _burst(bench, start_one)
+    run["request_p50_ms"], run["request_p95_ms"] = _p50_p95(run.pop("starts_ms"))
+    return run
 
 
 def raw_burst(bench: EngineBench) -> dict[str, Any]:
