@@ -75,22 +75,13 @@ def steps_transition(steps: QuerySet[StepRun], from_statuses: Iterable[str], to:
     return steps.filter(status__in=sources).update(status=to, **fields)
 
 
-def step_transition_claimed(step_pk: int, attempt: int, frm: str, to: str, **fields: Any) -> bool:
-    """Move one step from ``frm`` to ``to`` if attempt ``attempt`` still holds it; one statement.
+def step_transition_claimed_send(cursor: Any, step_pk: int, attempt: int, frm: str, to: str, **fields: Any) -> None:
+    """Move one step from ``frm`` to ``to`` if attempt ``attempt`` still holds it: execute the statement on ``cursor``.
 
     The hot path of every finished step: the same conditional UPDATE as ``steps_transition``
     without building an ORM query (fields are prepared by their model fields, so JSON and
-    datetimes are stored exactly as the ORM stores them).
-    """
-    with connection.cursor() as cursor:
-        step_transition_claimed_send(cursor, step_pk, attempt, frm, to, **fields)
-        return cursor.fetchone() is not None
-
-
-def step_transition_claimed_send(cursor: Any, step_pk: int, attempt: int, frm: str, to: str, **fields: Any) -> None:
-    """Execute ``step_transition_claimed``'s statement on ``cursor``: one row (the id) if it moved.
-
-    Its result is read with ``fetchone``, so that in a pipeline it can be read later.
+    datetimes are stored exactly as the ORM stores them). It returns one row (the id) if
+    the step moved, read with ``fetchone``, so that in a pipeline it can be read later.
     """
     if to not in STEP_TRANSITIONS[frm]:
         raise IllegalTransition(f"step {step_pk}: {frm} -> {to}")
